@@ -1,0 +1,36 @@
+# Two commands: `make run` (install + main job) and `make test` (install + tests).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+MODEL  ?= gpt2
+TASK   ?= translation-en-fr
+LIMIT  ?=
+ARGS   ?=
+# The shared WMT14 copy is used when present (the same newstest2014 the hub serves).
+SHARED_WMT := ../shared/data/wmt14-en-fr
+DATA   ?= $(if $(wildcard $(SHARED_WMT)),$(SHARED_WMT),)
+
+.PHONY: install run test lint bench clean
+
+$(VENV)/.installed: pyproject.toml requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	# torch first: 2.13.0 is a small CPU build; any other resolution pulls a CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/harness run --task $(TASK) --model $(MODEL) $(if $(DATA),--data-files $(DATA)) $(if $(LIMIT),--limit $(LIMIT)) $(ARGS)
+
+lint: install
+	$(BIN)/ruff check harness tasks prompts tests bench
+
+test: install
+	$(BIN)/ruff check harness tasks prompts tests bench
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,120 @@
+"""Command line: `harness run`, `harness tasks`, `harness table`."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from harness.errors import HarnessError
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Zero-shot evaluation of GPT-2-family language models on MindSpore."""
+    ctx.obj = {"debug": debug}
+
+
+@cli.command("run")
+@click.option("--task", "task", default="translation-en-fr", show_default=True,
+              help="Task name(s), comma-separated.")
+@click.option("--model", "model", default="gpt2", show_default=True,
+              help="Hub id, local checkpoint folder, or 'tiny'; comma-separated for several.")
+@click.option("--backend", type=click.Choice(["mindnlp", "torch"]), default="mindnlp",
+              show_default=True, help="Engine that runs the model.")
+@click.option("--device", type=click.Choice(["cpu", "gpu", "ascend"]), default="cpu",
+              show_default=True)
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]),
+              default="float32", show_default=True)
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--limit", type=int, default=None, help="Evaluate only the first N examples.")
+@click.option("--num-fewshot", type=int, default=0, show_default=True,
+              help="Context examples before each prompt.")
+@click.option("--template", default=None, help="Prompt template name (default: the task's first).")
+@click.option("--data-files", default=None, help="Local data instead of the hub dataset.")
+@click.option("--output-dir", type=click.Path(path_type=Path), default=Path("results"),
+              show_default=True)
+@click.option("--log-samples", is_flag=True, help="Also write every prompt and prediction (JSONL).")
+@click.option("--max-new-tokens", type=int, default=None,
+              help="Cap on generated tokens (default: the task's own).")
+@click.option("--seed", type=int, default=1234, show_default=True)
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+def run_command(task, model, backend, device, dtype, batch_size, limit, num_fewshot, template,
+                data_files, output_dir, log_samples, max_new_tokens, seed, no_progress) -> None:
+    """Evaluate model(s) on task(s) and write results/<model>/<task>/<time>.json."""
+    from harness.pipeline import RunRequest, run
+    from harness.runner import RunSettings
+
+    settings = RunSettings(template=template, limit=limit, num_fewshot=num_fewshot, seed=seed,
+                           data_files=data_files, max_new_tokens=max_new_tokens)
+    request = RunRequest(tasks=_split(task), models=_split(model), settings=settings,
+                         backend=backend, device=device, dtype=dtype, batch_size=batch_size,
+                         output_dir=output_dir, log_samples=log_samples, progress=not no_progress)
+    run(request, echo=click.echo)
+
+
+@cli.command("tasks")
+def tasks_command() -> None:
+    """List every registered task."""
+    from harness.registry import discover
+
+    registry = discover()
+    for name in sorted(registry.tasks):
+        task = registry.tasks[name]
+        click.echo(f"{name}: {task.description}")
+        click.echo(f"    request: {task.adapter.kind}  templates: {', '.join(task.templates)}  "
+                   f"metrics: {', '.join(task.metric_names())}")
+    for plugin, why in registry.broken.items():
+        click.echo(f"warning: plugin '{plugin}' failed to load: {why}", err=True)
+
+
+@cli.command("table")
+@click.argument("folder", type=click.Path(path_type=Path), default=Path("results"))
+@click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown",
+              show_default=True)
+def table_command(folder: Path, fmt: str) -> None:
+    """One table of every result under FOLDER (task × metric rows, model columns)."""
+    from harness.table import table_for
+
+    click.echo(table_for(folder, fmt), nl=False)
+
+
+def main(argv: list[str] | None = None) -> int:  # noqa: C901
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="harness", standalone_mode=False)
+    except HarnessError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        return 130
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()} (see: harness --help)", err=True)
+        return 2
+    except KeyboardInterrupt:
+        click.echo("interrupted; finished results are saved", err=True)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last resort: one line unless --debug
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                   " (rerun with --debug for the traceback)", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Resolve `--model` into a ready `LanguageModel` on the chosen backend and device."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.models.lm import LanguageModel
+
+HUB_GPT2 = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "distilgpt2")
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the user asked for, and where its files are."""
+
+    requested: str
+    source: str  # a local folder or a hub id
+    is_local: bool
+
+    @property
+    def display_name(self) -> str:
+        """A short, filesystem-safe name for result folders and table columns."""
+        if self.requested == "tiny":
+            return "tiny"
+        if self.is_local:
+            return Path(self.requested.rstrip("/")).name
+        return self.requested.replace("/", "__")
+
+
+def resolve(model: str) -> ModelSpec:
+    """`tiny`, a local checkpoint folder, or a Hugging Face hub id."""
+    if model == "tiny":
+        from harness.models.tiny import ensure_tiny_checkpoint
+
+        return ModelSpec(model, str(ensure_tiny_checkpoint()), True)
+    path = Path(model).expanduser()
+    if path.exists():
+        if not path.is_dir() or not (path / "config.json").exists():
+            raise HarnessError(
+                f"'{model}' is not a checkpoint folder (no config.json); pass a folder written "
+                "by save_pretrained, a hub id such as gpt2, or tiny"
+            )
+        return ModelSpec(model, str(path), True)
+    if model.startswith((".", "/", "~")) or os.sep in model.strip("/").replace("/", "", 1):
+        raise HarnessError(f"model folder '{model}' does not exist")
+    return ModelSpec(model, model, False)
+
+
+def load(model: str, backend: str = "mindnlp", device: str = "cpu", dtype: str = "float32",
+         batch_size: int = 8, rolling_context: int = 1) -> LanguageModel:
+    """Load `model` (see `resolve`) on `backend` ('mindnlp' or 'torch')."""
+    from harness import engines
+
+    if dtype not in DTYPES:
+        raise HarnessError(f"unknown dtype '{dtype}'; choose one of: {', '.join(DTYPES)}")
+    engines.activate(backend, device)
+    spec = resolve(model)
+    tokenizer, hf_model = _load_transformers(spec, dtype)
+    from harness.models.transformers_backend import TransformersBackend
+
+    hf_model = hf_model.to(engines.torch_device(backend, device))
+    compute = TransformersBackend(hf_model, tokenizer, backend, engines.torch_device(backend, device),
+                                  dtype)
+    lm = LanguageModel(spec.display_name, tokenizer, compute, batch_size, rolling_context)
+    lm.spec = spec  # type: ignore[attr-defined]
+    return lm
+
+
+def _load_transformers(spec: ModelSpec, dtype: str):
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    transformers.logging.set_verbosity_error()
+
+    kwargs = {"local_files_only": True} if spec.is_local else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(spec.source, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            spec.source, dtype=getattr(torch, dtype), **kwargs
+        )
+    except (OSError, ValueError) as exc:
+        raise HarnessError(_load_error(spec, exc)) from exc
+    tokenizer.model_max_length = 10**9  # truncation is ours (and counted), not the tokenizer's
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer, model
+
+
+def _load_error(spec: ModelSpec, exc: Exception) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if spec.is_local:
+        return f"cannot load the checkpoint folder '{spec.source}': {first}"
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    return (
+        f"cannot load model '{spec.source}' from the Hugging Face hub ({endpoint}): {first[:160]} "
+        "-- offline? pass a local checkpoint folder (--model /path/to/folder written by "
+        "save_pretrained), set HF_ENDPOINT to a reachable mirror, or use --model tiny"
+    )

@@ -1,0 +1,235 @@
+"""Text-level requests on top of a token-level `Backend`: the batching policy lives here.
+
+Every backend shares this code, so token boundaries, truncation, ordering, stop strings
+and sampling are identical whichever engine computes the numbers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+
+from harness.models.backend import Backend
+from harness.requests import GenerationRequest, LoglikelihoodRequest, LoglikelihoodResult
+from harness.tokenization import rolling_windows, split_context_continuation
+
+T = TypeVar("T")
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Stats:
+    """Counters a run reports in its result file."""
+
+    truncated: int = 0
+    tokens: int = 0
+    forward_calls: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def bucket_width(length: int, max_width: int) -> int:
+    """The padded width for a sequence of `length` tokens: it depends on nothing else.
+
+    Every row is computed at the width of its own bucket, and a batch holds one bucket, so
+    a row's numbers are the same whatever the batch size or its neighbours (float sums over
+    a longer padded row differ in the last bits). The few widths also bound recompilation.
+    """
+    step = 32 if length <= 256 else 128
+    return min(max(step, -(-length // step) * step), max(max_width, length))
+
+
+def _batches(order: Sequence[int], widths: Sequence[int], size: int) -> Iterable[list[int]]:
+    """Consecutive groups of at most `size` items of `order`, never mixing widths."""
+    batch: list[int] = []
+    for i in order:
+        if batch and (len(batch) == size or widths[batch[0]] != widths[i]):
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
+def _unique(items: Sequence[T]) -> tuple[list[T], list[int]]:
+    """Distinct items (first-seen order) and, for each input, the index of its distinct item."""
+    index: dict[T, int] = {}
+    inverse = [index.setdefault(item, len(index)) for item in items]
+    return list(index), inverse
+
+
+class LanguageModel:
+    """A tokenizer plus a backend, answering the three request types in batches."""
+
+    def __init__(self, name: str, tokenizer: Any, backend: Backend, batch_size: int = 8,
+                 rolling_context: int = 1) -> None:
+        self.name = name
+        self.tokenizer = tokenizer
+        self.backend = backend
+        self.batch_size = max(1, int(batch_size))
+        self.rolling_context = rolling_context
+        self.stats = Stats()
+        eos = tokenizer.eos_token_id
+        bos = getattr(tokenizer, "bos_token_id", None)
+        self.eos_token_id: int | None = eos
+        self.prefix_token_id: int = bos if bos is not None else (eos if eos is not None else 0)
+
+    @property
+    def max_length(self) -> int:
+        return self.backend.max_length
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def decode(self, tokens: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(tokens), skip_special_tokens=False)
+
+    # ---------------------------------------------------------------- log-likelihood
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest],
+                      progress: Progress | None = None) -> list[LoglikelihoodResult]:
+        """log P(continuation | context) and greedy-ness for each request."""
+        pairs = [
+            split_context_continuation(self.encode, r.context, r.continuation, self.prefix_token_id)
+            for r in requests
+        ]
+        return self.loglikelihood_tokens(pairs, progress)
+
+    def loglikelihood_tokens(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
+                             progress: Progress | None = None) -> list[LoglikelihoodResult]:
+        """Score (context ids, continuation ids) pairs; identical pairs are computed once."""
+        keys = [(tuple(c), tuple(t)) for c, t in pairs]
+        distinct, inverse = _unique(keys)
+        multiplicity = Counter(inverse)
+        rows, n_targets = [], []
+        for context, continuation in distinct:
+            whole = context + continuation
+            if len(whole) > self.max_length + 1:
+                self.stats.truncated += 1
+                whole = whole[-(self.max_length + 1) :]
+            rows.append(whole)
+            n_targets.append(min(len(continuation), len(whole) - 1))
+        # Longest first: memory problems show at once, and padding is minimal.
+        order = sorted(range(len(rows)), key=lambda i: (-len(rows[i]), rows[i]))
+        widths = [bucket_width(len(r) - 1, self.max_length) for r in rows]
+        results: list[LoglikelihoodResult | None] = [None] * len(rows)
+        for batch in _batches(order, widths, self.batch_size):
+            scored = self.backend.score([rows[i] for i in batch], [n_targets[i] for i in batch],
+                                        widths[batch[0]])
+            self.stats.forward_calls += 1
+            for i, (logprobs, greedy) in zip(batch, scored, strict=True):
+                self.stats.tokens += len(rows[i]) - 1
+                results[i] = LoglikelihoodResult(float(logprobs.sum()), bool(greedy.all()),
+                                                 int(n_targets[i]))
+            if progress:
+                progress(sum(multiplicity[i] for i in batch))
+        return [results[k] for k in inverse]  # type: ignore[misc]
+
+    def loglikelihood_rolling(self, texts: Sequence[str],
+                              progress: Progress | None = None) -> list[LoglikelihoodResult]:
+        """Whole-text log-likelihood over windows of the model's context length."""
+        windows: list[tuple[list[int], list[int]]] = []
+        owner: list[int] = []
+        for i, text in enumerate(texts):
+            for pair in rolling_windows(self.encode(text), self.prefix_token_id, self.max_length,
+                                        self.rolling_context):
+                windows.append(pair)
+                owner.append(i)
+        scored = self.loglikelihood_tokens(windows)
+        totals = [0.0] * len(texts)
+        counts = [0] * len(texts)
+        for i, result in zip(owner, scored, strict=True):
+            totals[i] += result.logprob
+            counts[i] += result.n_tokens
+        if progress:
+            progress(len(texts))
+        return [LoglikelihoodResult(t, False, n) for t, n in zip(totals, counts, strict=True)]
+
+    # ---------------------------------------------------------------- generation
+    def generate(self, requests: Sequence[GenerationRequest],
+                 progress: Progress | None = None) -> list[str]:
+        """Greedy (or seeded top-k) continuations, each cut at its first stop string."""
+        distinct, inverse = _unique(list(requests))
+        multiplicity = Counter(inverse)
+        prompts = [self._generation_prompt(r) for r in distinct]
+        order = sorted(range(len(distinct)), key=lambda i: (-len(prompts[i]), prompts[i]))
+        widths = [bucket_width(len(p), self.max_length - r.max_new_tokens)
+                  for p, r in zip(prompts, distinct, strict=True)]
+        outputs: list[str] = [""] * len(distinct)
+        for batch in _batches(order, widths, self.batch_size):
+            texts = self._generate_batch([distinct[i] for i in batch], [prompts[i] for i in batch],
+                                         widths[batch[0]])
+            for i, text in zip(batch, texts, strict=True):
+                outputs[i] = text
+            if progress:
+                progress(sum(multiplicity[i] for i in batch))
+        return [outputs[k] for k in inverse]
+
+    def _generation_prompt(self, request: GenerationRequest) -> list[int]:
+        tokens = self.encode(request.context) or [self.prefix_token_id]
+        room = self.max_length - request.max_new_tokens
+        if room < 1:
+            raise ValueError(f"max_new_tokens={request.max_new_tokens} leaves no room for a prompt")
+        if len(tokens) > room:  # keep the end of the prompt: it holds the question
+            self.stats.truncated += 1
+            tokens = tokens[-room:]
+        return tokens
+
+    def _generate_batch(self, requests: list[GenerationRequest], prompts: list[list[int]],
+                        width: int) -> list[str]:
+        limit = max(r.max_new_tokens for r in requests)
+        state, logits = self.backend.prefill(prompts, limit, width)
+        self.stats.forward_calls += 1
+        self.stats.tokens += sum(len(p) for p in prompts)
+        rngs = [np.random.default_rng(r.seed) if r.top_k else None for r in requests]
+        generated: list[list[int]] = [[] for _ in requests]
+        done = [False] * len(requests)
+        for _ in range(limit):
+            tokens = np.array([
+                _pick(logits[i], r, rngs[i]) for i, r in enumerate(requests)
+            ], dtype=np.int64)
+            for i, req in enumerate(requests):
+                if done[i]:
+                    continue
+                token = int(tokens[i])
+                if token == self.eos_token_id:
+                    done[i] = True
+                    continue
+                generated[i].append(token)
+                self.stats.tokens += 1
+                if len(generated[i]) >= req.max_new_tokens or _has_stop(
+                    self.decode(generated[i]), req.until
+                ):
+                    done[i] = True
+            if all(done):  # stop the batch as soon as every row is finished
+                break
+            logits = self.backend.decode(state, tokens)
+            self.stats.forward_calls += 1
+        return [cut_at_stop(self.decode(g), r.until) for g, r in zip(generated, requests, strict=True)]
+
+
+def _pick(logits: np.ndarray, request: GenerationRequest, rng: np.random.Generator | None) -> int:
+    """Greedy argmax, or top-k sampling from the request's own seeded generator."""
+    if not request.top_k or rng is None:
+        return int(np.argmax(logits))
+    scaled = logits.astype(np.float64) / max(request.temperature, 1e-6)
+    top = np.argsort(-scaled, kind="stable")[: request.top_k]
+    weights = np.exp(scaled[top] - scaled[top].max())
+    return int(top[rng.choice(len(top), p=weights / weights.sum())])
+
+
+def _has_stop(text: str, until: Sequence[str]) -> bool:
+    return any(stop and stop in text for stop in until)
+
+
+def cut_at_stop(text: str, until: Sequence[str]) -> str:
+    """Cut `text` at the earliest occurrence of any stop string."""
+    cut = len(text)
+    for stop in until:
+        if stop:
+            pos = text.find(stop)
+            if pos != -1:
+                cut = min(cut, pos)
+    return text[:cut]

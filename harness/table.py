@@ -1,0 +1,76 @@
+"""One table of results: rows are task × metric, columns are models ordered by size."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.results import find_results
+
+
+def _cell(metric: dict) -> str:
+    value, stderr = metric.get("value"), metric.get("stderr")
+    if value is None:
+        return ""
+    text = f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
+    return f"{text} ± {stderr:.4f}" if stderr is not None else text
+
+
+def latest_by_key(results: list[dict]) -> dict[tuple, dict]:
+    """The newest result for each (model, task, template, num_fewshot)."""
+    latest: dict[tuple, dict] = {}
+    for r in sorted(results, key=lambda r: r.get("created", "")):
+        key = (r["model"]["name"], r["task"]["name"], r["task"]["template"]["name"],
+               r["task"]["num_fewshot"])
+        latest[key] = r
+    return latest
+
+
+def build_table(results: list[dict]) -> tuple[list[str], list[list[str]]]:
+    latest = latest_by_key(results)
+    sizes: dict[str, int] = {}
+    for (model, *_), r in latest.items():
+        sizes[model] = r["model"].get("num_parameters") or 0
+    models = sorted(sizes, key=lambda m: (sizes[m], m))
+    row_keys = sorted({(task, tpl, k) for (_, task, tpl, k) in latest})
+    header = ["task", "template", "shots", "metric", *models]
+    rows = []
+    for task, tpl, k in row_keys:
+        metric_names: list[str] = []
+        for model in models:
+            r = latest.get((model, task, tpl, k))
+            for name in (r or {}).get("metrics", {}):
+                if name not in metric_names:
+                    metric_names.append(name)
+        for name in metric_names:
+            cells = []
+            for model in models:
+                r = latest.get((model, task, tpl, k))
+                cells.append(_cell(r["metrics"][name]) if r and name in r["metrics"] else "")
+            rows.append([task, tpl, str(k), name, *cells])
+    return header, rows
+
+
+def render(header: list[str], rows: list[list[str]], fmt: str = "markdown") -> str:
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        return out.getvalue()
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(header), sep, *(line(r) for r in rows)]) + "\n"
+
+
+def table_for(folder: Path, fmt: str = "markdown") -> str:
+    if not Path(folder).is_dir():
+        raise HarnessError(f"results folder not found: {folder}")
+    results = find_results(Path(folder))
+    if not results:
+        raise HarnessError(f"no result files under {folder}; run: harness run --output-dir {folder}")
+    header, rows = build_table(results)
+    return render(header, rows, fmt)

@@ -1,0 +1,148 @@
+"""What a task plugin declares: data source, templates, how the model is asked, scorers.
+
+A task is data, not a class hierarchy: build a `Task` in a module under `tasks/` and list it
+in that module's `TASKS`. How the model is asked is one of four `Adapter`s below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.requests import GenerationRequest, LoglikelihoodRequest, RollingRequest
+from harness.scorers.base import Outcome, Scorer
+
+Doc = dict[str, Any]
+Request = GenerationRequest | LoglikelihoodRequest | RollingRequest
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """A Hugging Face `datasets` location: `load_dataset(path, name, split=split)`."""
+
+    path: str
+    name: str | None = None
+    split: str = "test"
+    fewshot_split: str | None = None  # where context examples come from (None: same data)
+
+
+@dataclass(frozen=True)
+class LocalFormat:
+    """How to read `--data-files` beyond jsonl/csv/tsv.
+
+    `parallel`: language suffixes of aligned plain-text files (e.g. ("en", "fr") reads
+    `X.en` and `X.fr` line by line into rows {"en": ..., "fr": ...}).
+    `text_field`: for a plain .txt file, one row per line with this field.
+    """
+
+    parallel: tuple[str, ...] = ()
+    text_field: str | None = None
+
+
+class Adapter:
+    """Turns one prompted document into requests, and the model's answers into an `Outcome`."""
+
+    kind: str = ""
+
+    def requests(self, task: Task, doc: Doc, prompt: str, delimiter: str) -> list[Request]:
+        raise NotImplementedError
+
+    def outcome(self, task: Task, doc: Doc, results: list[Any]) -> Outcome:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Generate(Adapter):
+    """Generate until a stop string; the prediction is `postprocess(output)`."""
+
+    until: tuple[str, ...] = ("\n",)
+    max_new_tokens: int = 128
+    top_k: int | None = None
+    postprocess: Callable[[str], str] = str.strip
+    kind: str = "generate_until"
+
+    def requests(self, task, doc, prompt, delimiter):
+        return [GenerationRequest(prompt, self.until, self.max_new_tokens, self.top_k,
+                                  seed=doc.get("_seed", 0))]
+
+    def outcome(self, task, doc, results):
+        return Outcome(prediction=self.postprocess(results[0]), references=task.references(doc),
+                       extra={"raw_output": results[0]})
+
+
+@dataclass(frozen=True)
+class Loglikelihood(Adapter):
+    """Score the target as a continuation of the prompt (e.g. LAMBADA's last word)."""
+
+    kind: str = "loglikelihood"
+
+    def requests(self, task, doc, prompt, delimiter):
+        return [LoglikelihoodRequest(prompt, delimiter + task.references(doc)[0])]
+
+    def outcome(self, task, doc, results):
+        r = results[0]
+        return Outcome(prediction=r.is_greedy, references=task.references(doc), logprob=r.logprob,
+                       is_greedy=r.is_greedy, n_tokens=r.n_tokens)
+
+
+@dataclass(frozen=True)
+class MultipleChoice(Adapter):
+    """Score every choice as a continuation of the same prompt; predict the most likely."""
+
+    kind: str = "multiple_choice"
+
+    def requests(self, task, doc, prompt, delimiter):
+        return [LoglikelihoodRequest(prompt, delimiter + c) for c in task.choices(doc)]
+
+    def outcome(self, task, doc, results):
+        logprobs = [r.logprob for r in results]
+        choices = task.choices(doc)
+        best = max(range(len(logprobs)), key=lambda i: logprobs[i])
+        return Outcome(prediction=best, gold=task.gold(doc), choice_logprobs=logprobs,
+                       choice_lengths=[len(c) for c in choices],
+                       references=[choices[task.gold(doc)]])
+
+
+@dataclass(frozen=True)
+class Rolling(Adapter):
+    """Log-likelihood of the whole rendered text (perplexity tasks)."""
+
+    kind: str = "loglikelihood_rolling"
+
+    def requests(self, task, doc, prompt, delimiter):
+        return [RollingRequest(prompt)]
+
+    def outcome(self, task, doc, results):
+        r = results[0]
+        return Outcome(logprob=r.logprob, n_tokens=r.n_tokens, references=[],
+                       extra={"text": doc.get("_rendered", "")})
+
+
+@dataclass(frozen=True)
+class Task:
+    """One evaluation task."""
+
+    name: str
+    description: str
+    adapter: Adapter
+    scorers: Sequence[Callable[[], Scorer]]
+    templates: dict[str, str]  # template name -> file name under `prompt_dir`
+    prompt_dir: Path
+    prepare: Callable[[Doc], Doc] = dict  # raw data row -> the fields templates and scorers use
+    references: Callable[[Doc], list[str]] = lambda doc: [doc["target"]]
+    choices: Callable[[Doc], list[str]] = lambda doc: list(doc["choices"])
+    gold: Callable[[Doc], int] = lambda doc: int(doc["gold"])
+    hub: HubSource | None = None
+    local: LocalFormat = field(default_factory=LocalFormat)
+    version: str = "1"
+    target_delimiter: str = " "
+    fewshot_delimiter: str = "\n\n"
+
+    @property
+    def default_template(self) -> str:
+        return next(iter(self.templates))
+
+    def metric_names(self) -> list[str]:
+        return [make().name for make in self.scorers]

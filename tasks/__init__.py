@@ -1,0 +1,1 @@
+"""Task plugins shipped with harness (installed as the `harness_tasks` package)."""

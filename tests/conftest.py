@@ -1,0 +1,59 @@
+"""Shared fixtures: a real tiny GPT-2 on MindSpore (through mindnlp), real GPT-2 BPE files,
+and the shared WMT14 data. Nothing is mocked."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+GPT2_TOKENIZER = SHARED / "gpt2-tokenizer"
+WMT14 = SHARED / "data" / "wmt14-en-fr"
+LAMBADA = SHARED / "data" / "lambada" / "lambada_test.jsonl"
+
+# Keep generated checkpoints out of the user's cache and never touch the network.
+os.environ.setdefault("HARNESS_CACHE", str(REPO / ".pytest_cache" / "harness"))
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def require(path: Path) -> Path:
+    """The shared data is part of the project's environment: fail (never skip) without it."""
+    if not path.exists():
+        pytest.fail(f"shared data missing: {path} (the repo expects ../shared beside it)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def gpt2_tokenizer():
+    from transformers import GPT2TokenizerFast
+
+    return GPT2TokenizerFast.from_pretrained(str(require(GPT2_TOKENIZER)))
+
+
+@pytest.fixture(scope="session")
+def tiny_lm():
+    """The `tiny` model on the default MindSpore (mindnlp) backend, batch size 8."""
+    from harness import models
+
+    return models.load("tiny", backend="mindnlp", batch_size=8)
+
+
+@pytest.fixture(scope="session")
+def wmt14_dir() -> Path:
+    return require(WMT14)
+
+
+def harness_cli(*args: str, env: dict | None = None, timeout: int = 600):
+    """Run the installed `harness` command in a fresh process."""
+    import subprocess
+
+    full_env = {**os.environ, **(env or {})}
+    exe = Path(sys.executable).with_name("harness")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=full_env,
+                          timeout=timeout, cwd=REPO)
