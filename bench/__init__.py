@@ -1,0 +1,1 @@
+"""Benchmarks: this harness against lm-evaluation-harness on the same model and data."""
