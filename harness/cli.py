@@ -26,6 +26,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @cli.command("run")
 @click.option("--task", "task", default="translation-en-fr", show_default=True,
               help="Task name(s), comma-separated.")
+@click.option("--suite", default=None,
+              help="Run a suite's tasks (e.g. gpt2-paper, standard-mc; see: harness tasks), plus any "
+              "--task given.")
 @click.option("--model", "model", default="gpt2", show_default=True,
               help="Hub id, local checkpoint folder, or 'tiny'; comma-separated for several.")
 @click.option("--backend", type=click.Choice(["mindnlp", "torch"]), default="mindnlp",
@@ -39,7 +42,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--num-fewshot", type=int, default=0, show_default=True,
               help="Context examples before each prompt.")
 @click.option("--template", default=None, help="Prompt template name (default: the task's first).")
-@click.option("--data-files", default=None, help="Local data instead of the hub dataset.")
+@click.option("--data-files", default=None,
+              help="Local data instead of the hub dataset: PATH, or TASK=PATH pairs (comma-separated) "
+              "for several tasks.")
+@click.option("--rolling-stride", type=int, default=None,
+              help="Perplexity tasks: new tokens scored per window after the first (default: the "
+              "model's context, i.e. disjoint windows).")
 @click.option("--output-dir", type=click.Path(path_type=Path), default=Path("results"),
               show_default=True)
 @click.option("--log-samples", is_flag=True, help="Also write every prompt and prediction (JSONL).")
@@ -47,17 +55,42 @@ def cli(ctx: click.Context, debug: bool) -> None:
               help="Cap on generated tokens (default: the task's own).")
 @click.option("--seed", type=int, default=1234, show_default=True)
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def run_command(task, model, backend, device, dtype, batch_size, limit, num_fewshot, template,
-                data_files, output_dir, log_samples, max_new_tokens, seed, no_progress) -> None:
+@click.option("--no-cache", is_flag=True,
+              help="Do not read or store model responses (default: cached, so a rerun resumes).")
+@click.option("--cache-file", type=click.Path(path_type=Path), default=None,
+              help="Response cache file (default: $HARNESS_RESPONSE_CACHE, else "
+              "OUTPUT_DIR/.cache/responses.sqlite).")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Evaluate only shard I of N (0-based) and write a partial result; combine the N "
+              "partials with harness merge.")
+def run_command(task, suite, model, backend, device, dtype, batch_size, limit, num_fewshot, template,
+                data_files, rolling_stride, output_dir, log_samples, max_new_tokens, seed, no_progress,
+                no_cache, cache_file, shard) -> None:
     """Evaluate model(s) on task(s) and write results/<model>/<task>/<time>.json."""
     from harness.pipeline import RunRequest, run
     from harness.runner import RunSettings
 
     settings = RunSettings(template=template, limit=limit, num_fewshot=num_fewshot, seed=seed,
-                           data_files=data_files, max_new_tokens=max_new_tokens)
-    request = RunRequest(tasks=_split(task), models=_split(model), settings=settings,
+                           data_files=data_files, max_new_tokens=max_new_tokens,
+                           rolling_stride=rolling_stride)
+    tasks = _split(task)
+    if suite:
+        from click.core import ParameterSource
+
+        from harness.suites import suite_tasks
+
+        explicit = click.get_current_context().get_parameter_source("task") != ParameterSource.DEFAULT
+        in_suite = suite_tasks(_split(suite))
+        tasks = in_suite + [t for t in tasks if explicit and t not in in_suite]
+    request = RunRequest(tasks=tasks, models=_split(model), settings=settings,
                          backend=backend, device=device, dtype=dtype, batch_size=batch_size,
-                         output_dir=output_dir, log_samples=log_samples, progress=not no_progress)
+                         output_dir=output_dir, log_samples=log_samples, progress=not no_progress,
+                         cache=not no_cache, cache_file=cache_file,
+                         debug=click.get_current_context().find_root().obj["debug"])
+    if shard is not None:
+        from harness.shard import parse_shard
+
+        request.shard = parse_shard(shard)
     run(request, echo=click.echo)
 
 
@@ -72,8 +105,28 @@ def tasks_command() -> None:
         click.echo(f"{name}: {task.description}")
         click.echo(f"    request: {task.adapter.kind}  templates: {', '.join(task.templates)}  "
                    f"metrics: {', '.join(task.metric_names())}")
+    from harness.suites import load_suite, suite_names
+
+    for name in suite_names():  # harness run --suite NAME
+        suite = load_suite(name)
+        click.echo(f"suite {name}: {', '.join(suite['tasks'])}")
     for plugin, why in registry.broken.items():
         click.echo(f"warning: plugin '{plugin}' failed to load: {why}", err=True)
+
+
+@cli.command("merge")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--output-dir", type=click.Path(path_type=Path), default=None,
+              help="Write OUTPUT_DIR/<model>/<task>/<time>.json (default: into FOLDER, beside the shards).")
+def merge_command(folder: Path, output_dir: Path | None) -> None:
+    """Combine the partial results of `harness run --shard I/N` in FOLDER into one result."""
+    from harness.merge import merge_folder
+    from harness.table import build_table, render
+
+    path, record = merge_folder(folder, output_dir)
+    header, rows = build_table([record])
+    click.echo(render(header, rows))
+    click.echo(f"wrote {path} (merged from {record['merged_from']['count']} shards)", err=True)
 
 
 @cli.command("table")
@@ -87,6 +140,25 @@ def table_command(folder: Path, fmt: str) -> None:
     click.echo(table_for(folder, fmt), nl=False)
 
 
+@cli.command("compare")
+@click.argument("folder", type=click.Path(path_type=Path), default=Path("results"))
+@click.option("--metric", default=None, help="Only these metric(s), comma-separated (default: all).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default: FOLDER/compare).")
+@click.option("--examples", type=int, default=1000, show_default=True,
+              help="Examples per task setting in the HTML browser.")
+def compare_command(folder: Path, metric: str | None, out: Path | None, examples: int) -> None:
+    """Tables, scaling plots, adjacent-size significance and an HTML report for FOLDER."""
+    from harness.compare.command import compare
+
+    if examples < 0:
+        raise HarnessError(f"--examples must be 0 or more, got {examples}")
+    report = compare(folder, _split(metric) if metric else None, out, examples)
+    click.echo(report.markdown, nl=False)
+    for path in report.files:
+        click.echo(f"wrote {path}", err=True)
+
+
 def main(argv: list[str] | None = None) -> int:  # noqa: C901
     """Entry point: user errors become one line on stderr and exit code 2."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -96,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901
     except HarnessError as exc:
         if debug:
             traceback.print_exc()
-        click.echo(f"error: {exc}", err=True)
+        message = " ".join(str(exc).split("\n"))  # one line, whatever the message holds
+        click.echo(message if exc.exit_code == 130 else f"error: {message}", err=True)
         return exc.exit_code
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)

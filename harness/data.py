@@ -1,8 +1,9 @@
 """Where a task's rows come from: the Hugging Face hub, or local files (`--data-files`).
 
 Local files: JSON Lines (.jsonl/.json), CSV (.csv), TSV (.tsv), plain text (.txt, one row a
-line, for tasks that declare `text_field`), or aligned plain-text files for tasks that declare
-`parallel` languages (a folder holding `*.en`/`*.fr`, a common prefix, or one of the files).
+line, for tasks that declare `text_field`), aligned plain-text files for tasks that declare
+`parallel` languages (a folder holding `*.en`/`*.fr`, a common prefix, or one of the files), or
+for tasks that declare `whole_file` (e.g. enwik8), any file but JSON Lines as one row of text.
 Every problem names the file and, where it applies, the line.
 """
 
@@ -45,6 +46,22 @@ def read_lines(path: Path) -> list[str]:
     return out
 
 
+def read_whole(path: Path) -> str:
+    """All of a text file, exactly (line ends included)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise HarnessError(f"data file not found: {path}") from None
+    except OSError as exc:
+        raise HarnessError(f"cannot read data file {path}: {exc.strerror}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HarnessError(
+            f"{path}: not UTF-8 text (byte {exc.start + 1}); re-encode the file as UTF-8"
+        ) from None
+
+
 def load_local(spec: str, local: LocalFormat) -> list[Row]:
     """Rows from `--data-files` (see the module docstring for the formats)."""
     path = Path(spec).expanduser()
@@ -55,6 +72,8 @@ def load_local(spec: str, local: LocalFormat) -> list[Row]:
             f"--data-files {spec} is a folder; this task reads one .jsonl, .csv or .tsv file"
         )
     kind = TABLE_SUFFIXES.get(path.suffix.lower())
+    if local.whole_file and kind != "jsonl":
+        return [{local.text_field or "text": read_whole(path)}]
     if kind is None:
         raise HarnessError(
             f"cannot tell the format of {path}: use a .jsonl, .json, .csv, .tsv or .txt file"

@@ -13,7 +13,7 @@ import sys
 
 from harness.errors import HarnessError
 
-ENGINES = ("mindnlp", "torch")
+ENGINES = ("mindnlp", "torch", "native")
 DEVICES = ("cpu", "gpu", "ascend")
 _active: str | None = None
 
@@ -25,6 +25,9 @@ def activate(engine: str, device: str = "cpu") -> None:
         raise HarnessError(f"unknown backend '{engine}'; choose one of: {', '.join(ENGINES)}")
     if device not in DEVICES:
         raise HarnessError(f"unknown device '{device}'; choose one of: {', '.join(DEVICES)}")
+    if engine == "native":  # plain MindSpore: lives beside either engine, claims none
+        _set_mindspore_device(device)
+        return
     if _active is not None:
         if _active != engine:
             raise HarnessError(
@@ -47,6 +50,16 @@ def active() -> str | None:
     return _active
 
 
+def prepare(engines: list[str], device: str = "cpu") -> None:
+    """Activate what several models will need, in an order that works: mindnlp must replace
+    `torch` before anything (the native engine's tokenizer included) imports the real one."""
+    if "mindnlp" in engines and "torch" in engines:
+        raise HarnessError("the mindnlp and torch backends cannot share a process; "
+                           "run the models in separate commands")
+    for engine in sorted(set(engines), key=("mindnlp", "torch", "native").index):
+        activate(engine, device)
+
+
 def _check_torch_not_real() -> None:
     import torch
 
@@ -61,7 +74,11 @@ def _activate_mindnlp(device: str) -> None:
     # mindnlp prints an unrelated diffusers notice on import; keep the user's terminal clean.
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         import mindnlp  # noqa: F401
-        import mindspore
+    _set_mindspore_device(device)
+
+
+def _set_mindspore_device(device: str) -> None:
+    import mindspore
 
     target = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}[device]
     try:

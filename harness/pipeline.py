@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gc
 import sys
@@ -11,11 +12,16 @@ from typing import Any
 
 import click
 
-from harness import models
+from harness import distributed, models
+from harness.cache import default_cache_file
+from harness.compare.sensitivity import sensitivity_table
 from harness.errors import HarnessError
 from harness.registry import discover
 from harness.results import SCHEMA_VERSION, package_versions, write_result
-from harness.runner import RunSettings, TaskRun, evaluate, template_for
+from harness.runner import RunSettings, TaskRun, evaluate, load_documents, template_names
+from harness.session import Session, terminate_as_interrupt
+from harness.shard import Shard
+from harness.suites import check_data_files, data_files_for
 from harness.table import build_table, render
 
 
@@ -33,6 +39,10 @@ class RunRequest:
     output_dir: Path = Path("results")
     log_samples: bool = False
     progress: bool = True
+    cache: bool = True  # the response cache (harness.cache); False: --no-cache
+    cache_file: Path | None = None  # default: harness.cache.default_cache_file(output_dir)
+    debug: bool = False
+    shard: Shard | None = None  # --shard I/N: evaluate only that share and write a partial result
 
 
 def _progress_factory(enabled: bool):
@@ -81,6 +91,21 @@ def result_record(run: TaskRun, lm: models.LanguageModel, request: RunRequest) -
 
 def run(request: RunRequest, echo=click.echo) -> list[Path]:
     """Evaluate every model on every task; return the result files written."""
+    if distributed.role() == "MS_SCHED":  # msrun runs the command once more as its scheduler
+        distributed.serve_scheduler()
+        return []
+    cache_file = (request.cache_file or default_cache_file(request.output_dir)) if request.cache else None
+    session = Session(cache_file, echo, request.debug)
+    try:
+        with terminate_as_interrupt():
+            return _run(request, echo, session)
+    except KeyboardInterrupt:
+        raise session.interrupted() from None
+    finally:
+        session.close()
+
+
+def _run(request: RunRequest, echo, session: Session) -> list[Path]:
     if request.settings.limit is not None and request.settings.limit < 1:
         raise HarnessError(f"--limit must be a positive number of examples, got {request.settings.limit}")
     if request.batch_size < 1:
@@ -90,36 +115,63 @@ def run(request: RunRequest, echo=click.echo) -> list[Path]:
     if request.settings.num_fewshot < 0:
         raise HarnessError(f"--num-fewshot must be 0 or more, got {request.settings.num_fewshot}")
     registry = discover()
-    tasks = [registry.get(name) for name in request.tasks]
-    for task in tasks:  # fail on a bad template before any model is loaded
-        template_for(task, request.settings.template)
+    tasks = session.resolve_tasks(registry, request.tasks)
+    # every (task, template) to run; a bad template fails before any model is loaded
+    plan = [(task, name) for task in tasks for name in template_names(task, request.settings.template)]
+    single = len(plan) * len(request.models) == 1
+    check_data_files(request.settings.data_files, [t.name for t in tasks])
+    documents = session.preflight(tasks, lambda task: load_documents(task, dataclasses.replace(
+        request.settings, data_files=data_files_for(request.settings.data_files, task.name))), single)
     written: list[Path] = []
     records: list[dict] = []
-    failures: list[str] = []
+    cluster = distributed.join(request.backend, request.device, request.shard) if distributed.role() else None
+    shard = cluster.shard if cluster else request.shard
     for model_name in request.models:
-        lm = models.load(model_name, request.backend, request.device, request.dtype,
-                         request.batch_size)
-        for task in tasks:
-            try:
-                task_run = evaluate(lm, task, request.settings, _progress_factory(request.progress))
-            except HarnessError as exc:
-                if len(tasks) == 1:
-                    raise
-                failures.append(f"{task.name}: {exc}")
-                echo(f"error: {task.name} on {lm.name}: {exc}", err=True)
-                continue
-            record = result_record(task_run, lm, request)
-            path = write_result(request.output_dir, lm.name, task.name, record,
-                                task_run.samples if request.log_samples else None)
-            records.append(record)
-            written.append(path)
-            echo(f"wrote {path}", err=True)
-        lm.backend.release()
-        del lm
-        gc.collect()
+        with distributed.replica_load(cluster):  # each msrun rank loads its own whole copy
+            lm = models.load(model_name, request.backend, request.device, request.dtype,
+                             request.batch_size)
+        try:
+            session.attach(lm, request.device)
+            for task, template in plan:
+                if task.name not in documents:  # its data failed to load (reported already)
+                    continue
+                settings = dataclasses.replace(request.settings, template=template)
+                label = task.name if len(plan) == len(tasks) else f"{task.name} ({template})"
+                before = session.counters(lm)
+                try:
+                    task_run = evaluate(lm, task, settings, _progress_factory(request.progress),
+                                        documents=documents[task.name], shard=shard)
+                except Exception as exc:  # noqa: BLE001 - a plugin may raise anything; others go on
+                    if cluster:  # rank 0 must not wait for this rank's share
+                        cluster.send_error(distributed.label(lm.name, task.name, template), exc)
+                    session.fail(label, lm.name, exc, single)
+                    continue
+                record = result_record(task_run, lm, request)
+                record.update(session.extras(lm, before, label, task_run.truncated))
+                if shard is not None:  # a partial result; under msrun rank 0 also merges them all
+                    try:
+                        paths, merged = distributed.finish_shard(task_run, lm, request, record, cluster, echo)
+                    except HarnessError as exc:
+                        session.fail(label, lm.name, exc, single)
+                        continue
+                    written += paths
+                    records += [merged] if merged else []
+                    continue
+                path = write_result(request.output_dir, lm.name, task.name, record,
+                                    task_run.samples if request.log_samples else None)
+                records.append(record)
+                written.append(path)
+                echo(f"wrote {path}", err=True)
+        finally:  # free this model before the next one is loaded, even after an error
+            lm.backend.release()
+            del lm
+            gc.collect()
     if records:
         header, rows = build_table(records)
         echo(render(header, rows))
-    if failures:
-        raise HarnessError(f"{len(failures)} task run(s) failed: " + "; ".join(failures))
+        header, rows = sensitivity_table(records)
+        if rows:
+            echo("Prompt sensitivity (mean ± std [min, max] across templates):")
+            echo(render(header, rows))
+    session.finish()
     return written

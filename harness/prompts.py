@@ -20,10 +20,28 @@ from harness.errors import HarnessError
 SETTINGS = ("target_delimiter", "fewshot_delimiter", "description")
 
 
+MAX_REPEAT = 1_000_000  # largest string or list a template's `*` may build
+MAX_EXPONENT = 1_000
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox (no attributes starting with `_`, no unsafe callables, no
+    mutation of data, `range` capped), and `*`/`**` capped so a template cannot exhaust memory."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "**" and isinstance(right, int) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"exponent {right} is larger than {MAX_EXPONENT}")
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_REPEAT:
+                    raise SecurityError(f"repetition would build {len(seq) * n} items (limit {MAX_REPEAT})")
+        return super().call_binop(context, operator, left, right)
+
+
 def _environment() -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
-        undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False
-    )
+    return _Sandbox(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
 
 
 @dataclass
@@ -47,7 +65,7 @@ class PromptTemplate:
     def render(self, doc: dict[str, Any]) -> str:
         """The prompt for `doc`; any failure becomes a one-line `HarnessError`."""
         try:
-            return self._template.render(**doc)
+            return self._template.render(doc)  # a dict: a field may be called "self"
         except SecurityError as exc:
             raise HarnessError(
                 f"template '{self.name}' ({self.path}) tried something unsafe: {exc}"

@@ -14,8 +14,9 @@ from harness.fewshot import sample_shots
 from harness.models.lm import LanguageModel
 from harness.prompts import PromptTemplate, load_template
 from harness.requests import GenerationRequest, LoglikelihoodRequest, RollingRequest
-from harness.scorers.base import Outcome
-from harness.task import Doc, Generate, Rolling, Task
+from harness.scorers.base import Outcome, Scorer
+from harness.shard import Shard, ShardPlan, select
+from harness.task import Doc, Generate, Task
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class RunSettings:
     seed: int = 1234
     data_files: str | None = None
     max_new_tokens: int | None = None  # overrides the task's generation limit
+    rolling_stride: int | None = None  # tokens predicted per window after the first (None: max_length)
 
 
 @dataclass
@@ -42,6 +44,8 @@ class TaskRun:
     wall_seconds: float
     tokens: int
     truncated: int
+    items: dict[str, list[Any]] = dataclasses.field(default_factory=dict)  # per-example metric items
+    shard: ShardPlan | None = None  # set when only one shard of the examples was evaluated
 
 
 def template_for(task: Task, name: str | None) -> PromptTemplate:
@@ -53,17 +57,30 @@ def template_for(task: Task, name: str | None) -> PromptTemplate:
     return load_template(name, task.prompt_dir / task.templates[name])
 
 
+ALL_TEMPLATES = "all"
+
+
+def template_names(task: Task, name: str | None) -> list[str]:
+    """`--template all`: every template of the task; otherwise the one named (checked)."""
+    if name == ALL_TEMPLATES:
+        return [template_for(task, t).name for t in task.templates]
+    return [template_for(task, name).name]
+
+
 def _prepare(task: Task, rows: Sequence[dict], origin: str) -> list[Doc]:
     docs = []
     for number, row in enumerate(rows, start=1):
         try:
-            docs.append(task.prepare(row))
+            prepared = task.prepare(row)
+            docs.extend(prepared if isinstance(prepared, list) else [prepared])
         except KeyError as exc:
             fields = ", ".join(sorted(row))
             raise HarnessError(
                 f"{origin} row {number}: missing field {exc} needed by task '{task.name}' "
                 f"(the row has: {fields})"
             ) from None
+        except (ValueError, TypeError, IndexError) as exc:
+            raise HarnessError(f"{origin} row {number}: not a valid '{task.name}' example ({exc})") from None
     return docs
 
 
@@ -83,6 +100,8 @@ def load_documents(task: Task, settings: RunSettings) -> tuple[list[Doc], list[D
         raise HarnessError(f"task '{task.name}' has no hub dataset; pass --data-files PATH")
     if settings.limit is not None:
         docs = docs[: settings.limit]
+    if task.group is not None:
+        docs = task.group(docs)
     if not docs:
         raise HarnessError(f"task '{task.name}': the data has no rows")
     return docs, pool, same
@@ -103,6 +122,14 @@ def _fewshot_target(task: Task, doc: Doc) -> str:
     return task.references(doc)[0]
 
 
+def rolling_context_for(max_length: int, stride: int) -> int:
+    """The left context every rolling window keeps when each window predicts `stride` new tokens."""
+    if not 1 <= stride <= max_length:
+        raise HarnessError(f"--rolling-stride must be between 1 and the model's context ({max_length}), "
+                           f"got {stride}")
+    return max_length - stride + 1
+
+
 def _answer(lm: LanguageModel, requests: list[Any], progress) -> list[Any]:
     """Send each request type to the model in one batch call; answers in request order."""
     answers: list[Any] = [None] * len(requests)
@@ -119,12 +146,15 @@ def _answer(lm: LanguageModel, requests: list[Any], progress) -> list[Any]:
     return answers
 
 
-def evaluate(lm: LanguageModel, task: Task, settings: RunSettings, progress_factory=None) -> TaskRun:
-    """Run `task` on `lm` and score it."""
+def evaluate(lm: LanguageModel, task: Task, settings: RunSettings, progress_factory=None,
+             shard: Shard | None = None,
+             documents: tuple[list[Doc], list[Doc], bool] | None = None) -> TaskRun:
+    """Run `task` on `lm` and score it (only `shard`'s examples when given; `documents`:
+    what `load_documents` returned, when the caller read them already)."""
     template = template_for(task, settings.template)
-    if settings.num_fewshot and isinstance(task.adapter, Rolling):
-        raise HarnessError(f"task '{task.name}' scores whole texts; --num-fewshot does not apply")
-    docs, pool, same = load_documents(task, settings)
+    if settings.num_fewshot and task.adapter.no_fewshot:
+        raise HarnessError(f"task '{task.name}' {task.adapter.no_fewshot}; --num-fewshot does not apply")
+    docs, pool, same = documents if documents is not None else load_documents(task, settings)
     adapter = task.adapter
     if settings.max_new_tokens is not None and isinstance(adapter, Generate):
         adapter = dataclasses.replace(adapter, max_new_tokens=settings.max_new_tokens)
@@ -140,41 +170,77 @@ def evaluate(lm: LanguageModel, task: Task, settings: RunSettings, progress_fact
         for request in adapter.requests(task, doc, context, target_delim):
             requests.append(request)
             owners.append(i)
+    plan, kept = None, list(range(len(docs)))
+    if shard is not None:  # examples keep their global index, so seeds and shots do not move
+        plan, requests, owners = select(lm.encode, docs, requests, owners, shard)
+        kept = plan.examples
     stats_before = (lm.stats.tokens, lm.stats.truncated)
     start = time.perf_counter()
     progress = progress_factory(len(requests), f"{lm.name} {task.name}") if progress_factory else None
-    answers = _answer(lm, requests, progress.update if progress else None)
-    if progress:
-        progress.close()
+    saved_context = lm.rolling_context
+    if settings.rolling_stride is not None:
+        lm.rolling_context = rolling_context_for(lm.max_length, settings.rolling_stride)
+    try:
+        answers = _answer(lm, requests, progress.update if progress else None)
+    finally:
+        lm.rolling_context = saved_context
+        if progress:  # closed even on Ctrl-C, so that the next line starts on a fresh line
+            progress.close()
     wall = time.perf_counter() - start
-    grouped: list[list[Any]] = [[] for _ in docs]
+    grouped: list[list[Any]] = [[] for _ in kept]
     for owner, answer in zip(owners, answers, strict=True):
         grouped[owner].append(answer)
-    outcomes = [adapter.outcome(task, doc, res) for doc, res in zip(docs, grouped, strict=True)]
-    metrics, samples = score(task, outcomes, contexts)
-    return TaskRun(task, template, metrics, samples, len(docs), wall,
-                   lm.stats.tokens - stats_before[0], lm.stats.truncated - stats_before[1])
+    outcomes = [adapter.outcome(task, docs[i], res) for i, res in zip(kept, grouped, strict=True)]
+    scorers = make_scorers(task)
+    items = score_items(scorers, outcomes)
+    metrics, samples = score(task, outcomes, [contexts[i] for i in kept], kept, (scorers, items))
+    return TaskRun(task, template, metrics, samples, len(kept), wall,
+                   lm.stats.tokens - stats_before[0], lm.stats.truncated - stats_before[1], items, plan)
 
 
-def score(task: Task, outcomes: list[Outcome], contexts: list[str]):
-    """Metrics with standard errors, and one sample record per example."""
+def make_scorers(task: Task) -> list[Scorer]:
+    return [make() for make in task.scorers]
+
+
+def score_items(scorers: Sequence[Scorer], outcomes: list[Outcome]) -> dict[str, list[Any]]:
+    """Each metric's per-example items (what `harness merge` combines across shards)."""
+    return {scorer.name: [scorer.item(o) for o in outcomes] for scorer in scorers}
+
+
+def metrics_from_items(scorers: Sequence[Scorer], items: dict[str, list[Any]],
+                       signatures: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Every metric with its standard error, from the items of all examples in index order.
+    `signatures`: recorded ones, for scorers that have not seen the outcomes (`harness merge`)."""
     metrics: dict[str, dict[str, Any]] = {}
-    per_example: dict[str, list[Any]] = {}
-    for make in task.scorers:
-        scorer = make()
-        items = [scorer.item(o) for o in outcomes]
-        per_example[scorer.name] = [scorer.example_score(item) for item in items]
+    for scorer in scorers:
+        values = items[scorer.name]
         entry: dict[str, Any] = {
-            "value": scorer.aggregate(items), "stderr": scorer.stderr(items),
+            "value": scorer.aggregate(values), "stderr": scorer.stderr(values),
             "higher_is_better": scorer.higher_is_better,
         }
-        if scorer.signature():
-            entry["signature"] = scorer.signature()
+        signature = signatures.get(scorer.name) if signatures is not None else scorer.signature()
+        if signature:
+            entry["signature"] = signature
         metrics[scorer.name] = entry
+    return metrics
+
+
+def score(task: Task, outcomes: list[Outcome], contexts: list[str], indices: Sequence[int] | None = None,
+          scored: tuple[Sequence[Scorer], dict[str, list[Any]]] | None = None):
+    """Metrics with standard errors, and one sample record per example (`indices`: the examples'
+    numbers in the whole run; `scored`: scorers and items already computed; an empty shard
+    has no metrics)."""
+    if scored is None:
+        scorers = make_scorers(task)
+        scored = scorers, score_items(scorers, outcomes)
+    scorers, items = scored
+    metrics = metrics_from_items(scorers, items) if outcomes else {}
+    per_example = {s.name: [s.example_score(item) for item in items[s.name]] for s in scorers}
     samples = []
     for i, (outcome, context) in enumerate(zip(outcomes, contexts, strict=True)):
         samples.append({
-            "index": i, "prompt": context, "prediction": outcome.prediction,
+            "index": indices[i] if indices is not None else i, "prompt": context,
+            "prediction": outcome.prediction,
             "references": outcome.references,
             "scores": {name: values[i] for name, values in per_example.items()},
             **({"logprob": outcome.logprob} if outcome.logprob is not None else {}),

@@ -1,7 +1,7 @@
 """What a task plugin declares: data source, templates, how the model is asked, scorers.
 
 A task is data, not a class hierarchy: build a `Task` in a module under `tasks/` and list it
-in that module's `TASKS`. How the model is asked is one of four `Adapter`s below.
+in that module's `TASKS`. How the model is asked is one of the `Adapter`s below.
 """
 
 from __future__ import annotations
@@ -35,16 +35,20 @@ class LocalFormat:
     `parallel`: language suffixes of aligned plain-text files (e.g. ("en", "fr") reads
     `X.en` and `X.fr` line by line into rows {"en": ..., "fr": ...}).
     `text_field`: for a plain .txt file, one row per line with this field.
+    `whole_file`: a file of any other name (e.g. enwik8) is one row holding all its text
+    under `text_field` (default "text").
     """
 
     parallel: tuple[str, ...] = ()
     text_field: str | None = None
+    whole_file: bool = False
 
 
 class Adapter:
     """Turns one prompted document into requests, and the model's answers into an `Outcome`."""
 
     kind: str = ""
+    no_fewshot: str = ""  # why --num-fewshot does not apply to this adapter ("" where it does)
 
     def requests(self, task: Task, doc: Doc, prompt: str, delimiter: str) -> list[Request]:
         raise NotImplementedError
@@ -110,14 +114,39 @@ class Rolling(Adapter):
     """Log-likelihood of the whole rendered text (perplexity tasks)."""
 
     kind: str = "loglikelihood_rolling"
+    no_fewshot: str = "scores whole texts"
 
     def requests(self, task, doc, prompt, delimiter):
         return [RollingRequest(prompt)]
 
     def outcome(self, task, doc, results):
         r = results[0]
+        # `_counts` (e.g. words and bytes of the original text) are the perplexity denominators.
         return Outcome(logprob=r.logprob, n_tokens=r.n_tokens, references=[],
-                       extra={"text": doc.get("_rendered", "")})
+                       extra={"text": doc.get("_rendered", ""), **doc.get("_counts", {})})
+
+
+@dataclass(frozen=True)
+class PartialChoice(Adapter):
+    """Partial scoring (Trinh & Le 2018; GPT-2's Winograd, lm-evaluation-harness's Winogrande):
+    each choice completes the *context* (`prompt + choice`) and the shared remainder
+    `delimiter + references(doc)[0]` is scored; predict the choice under which it is most likely.
+    """
+
+    kind: str = "multiple_choice_partial"
+    no_fewshot: str = "uses partial scoring (the context differs per choice)"
+
+    def requests(self, task, doc, prompt, delimiter):
+        remainder = delimiter + task.references(doc)[0]
+        return [LoglikelihoodRequest(prompt + c, remainder) for c in task.choices(doc)]
+
+    def outcome(self, task, doc, results):
+        logprobs = [r.logprob for r in results]
+        best = max(range(len(logprobs)), key=lambda i: logprobs[i])
+        remainder = task.references(doc)[0]
+        return Outcome(prediction=best, gold=task.gold(doc), choice_logprobs=logprobs,
+                       choice_lengths=[len(remainder)] * len(logprobs),
+                       references=[task.choices(doc)[task.gold(doc)]])
 
 
 @dataclass(frozen=True)
@@ -130,7 +159,9 @@ class Task:
     scorers: Sequence[Callable[[], Scorer]]
     templates: dict[str, str]  # template name -> file name under `prompt_dir`
     prompt_dir: Path
-    prepare: Callable[[Doc], Doc] = dict  # raw data row -> the fields templates and scorers use
+    # Raw data row -> the fields templates and scorers use (a list of docs where one row
+    # holds several examples, e.g. CoQA's turns).
+    prepare: Callable[[Doc], Doc | list[Doc]] = dict
     references: Callable[[Doc], list[str]] = lambda doc: [doc["target"]]
     choices: Callable[[Doc], list[str]] = lambda doc: list(doc["choices"])
     gold: Callable[[Doc], int] = lambda doc: int(doc["gold"])
@@ -139,6 +170,9 @@ class Task:
     version: str = "1"
     target_delimiter: str = " "
     fewshot_delimiter: str = "\n\n"
+    # Joins the prepared rows (after --limit) into the texts that are scored, e.g. the lines of
+    # PTB into one stream; None: every row is one example.
+    group: Callable[[list[Doc]], list[Doc]] | None = None
 
     @property
     def default_template(self) -> str:

@@ -57,3 +57,18 @@ def harness_cli(*args: str, env: dict | None = None, timeout: int = 600):
     exe = Path(sys.executable).with_name("harness")
     return subprocess.run([str(exe), *args], capture_output=True, text=True, env=full_env,
                           timeout=timeout, cwd=REPO)
+
+
+@pytest.fixture(scope="session")
+def kit_root(tmp_path_factory) -> Path:
+    """A separately installed task-plugin distribution (tests/plugin_kit.py), written once."""
+    from tests.plugin_kit import install_kit
+
+    return install_kit(tmp_path_factory.mktemp("plugin-kit"))
+
+
+@pytest.fixture
+def kit(kit_root, monkeypatch) -> Path:
+    """The plugin kit on sys.path for one test only (so other tests never see its plugins)."""
+    monkeypatch.syspath_prepend(str(kit_root))
+    return kit_root

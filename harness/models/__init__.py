@@ -50,15 +50,32 @@ def resolve(model: str) -> ModelSpec:
     return ModelSpec(model, model, False)
 
 
-def load(model: str, backend: str = "mindnlp", device: str = "cpu", dtype: str = "float32",
-         batch_size: int = 8, rolling_context: int = 1) -> LanguageModel:
-    """Load `model` (see `resolve`) on `backend` ('mindnlp' or 'torch')."""
+def backend_for(model: str, backend: str = "auto") -> str:
+    """The backend that will run `model`: `auto` is native for GPT-2 checkpoints, else mindnlp."""
+    if backend != "auto":
+        return backend
+    from harness.models.checkpoint import read_config
+
+    return "native" if read_config(resolve(model)).get("model_type") == "gpt2" else "mindnlp"
+
+
+def load(model: str, backend: str = "auto", device: str = "cpu", dtype: str = "float32",
+         batch_size: int | str = 8, rolling_context: int = 1) -> LanguageModel:
+    """Load `model` (see `resolve`) on `backend` ('auto', 'native', 'mindnlp' or 'torch')."""
     from harness import engines
 
     if dtype not in DTYPES:
         raise HarnessError(f"unknown dtype '{dtype}'; choose one of: {', '.join(DTYPES)}")
+    backend = backend_for(model, backend)
     engines.activate(backend, device)
     spec = resolve(model)
+    if backend == "native":
+        from harness.models.native_backend import load_native
+
+        tokenizer, native = load_native(spec, dtype)
+        lm = LanguageModel(spec.display_name, tokenizer, native, batch_size, rolling_context)
+        lm.spec = spec  # type: ignore[attr-defined]
+        return lm
     tokenizer, hf_model = _load_transformers(spec, dtype)
     from harness.models.transformers_backend import TransformersBackend
 

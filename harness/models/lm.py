@@ -19,6 +19,10 @@ from harness.tokenization import rolling_windows, split_context_continuation
 
 T = TypeVar("T")
 Progress = Callable[[int], None]
+# Called after every computed batch with the request kind ("loglikelihood": keys are
+# (context ids, continuation ids) tuples; "generate": keys are `GenerationRequest`s) and the
+# answers, so that they can be stored at once (harness.cache). Any new compute path must call it.
+BatchHook = Callable[[str, list[Any], list[Any]], None]
 
 
 @dataclass
@@ -72,6 +76,7 @@ class LanguageModel:
         self.batch_size = max(1, int(batch_size))
         self.rolling_context = rolling_context
         self.stats = Stats()
+        self.on_batch: BatchHook | None = None
         eos = tokenizer.eos_token_id
         bos = getattr(tokenizer, "bos_token_id", None)
         self.eos_token_id: int | None = eos
@@ -123,6 +128,8 @@ class LanguageModel:
                 self.stats.tokens += len(rows[i]) - 1
                 results[i] = LoglikelihoodResult(float(logprobs.sum()), bool(greedy.all()),
                                                  int(n_targets[i]))
+            if self.on_batch:
+                self.on_batch("loglikelihood", [distinct[i] for i in batch], [results[i] for i in batch])
             if progress:
                 progress(sum(multiplicity[i] for i in batch))
         return [results[k] for k in inverse]  # type: ignore[misc]
@@ -163,6 +170,8 @@ class LanguageModel:
                                          widths[batch[0]])
             for i, text in zip(batch, texts, strict=True):
                 outputs[i] = text
+            if self.on_batch:
+                self.on_batch("generate", [distinct[i] for i in batch], texts)
             if progress:
                 progress(sum(multiplicity[i] for i in batch))
         return [outputs[k] for k in inverse]

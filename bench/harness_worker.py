@@ -1,0 +1,57 @@
+"""One workload on this harness, in a process of its own (backends are chosen per process).
+
+    python -m bench.harness_worker --backend native --model DIR --requests REQ.json --out OUT.json
+
+Requests come from `bench.workloads` (written by `bench.run`); they go through the same
+`LanguageModel.loglikelihood` / `LanguageModel.generate` calls that `harness run` uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--requests", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--batch-size", type=int, default=8)
+    args = parser.parse_args(argv)
+
+    from harness.errors import HarnessError
+    from harness.models import load
+    from harness.requests import GenerationRequest, LoglikelihoodRequest
+
+    with open(args.requests, encoding="utf-8") as f:
+        data = json.load(f)
+    start = time.perf_counter()
+    try:
+        lm = load(args.model, backend=args.backend, batch_size=args.batch_size)
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    load_s = time.perf_counter() - start
+    if data["kind"] == "generation":
+        gen = [GenerationRequest(c, tuple(u), int(m)) for c, u, m in data["requests"]]
+        start = time.perf_counter()
+        results: list = lm.generate(gen)
+    else:
+        ll = [LoglikelihoodRequest(c, t) for c, t in data["requests"]]
+        start = time.perf_counter()
+        results = [[r.logprob, r.is_greedy] for r in lm.loglikelihood(ll)]
+    run_s = time.perf_counter() - start
+    engine = f"{type(lm.backend).__name__}:{getattr(lm.backend, 'name', '?')}"
+    report = {"load_s": load_s, "run_s": run_s, "results": results, "engine": engine,
+              "forward_calls": lm.stats.forward_calls, "tokens": lm.stats.tokens}
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump(report, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""One workload on lm-evaluation-harness's HF backend (`HFLM`), in a process of its own.
+
+    python bench/lm_eval_worker.py --model DIR --requests REQ.json --out OUT.json
+
+Standalone on purpose (standard library + lm_eval only): it runs under whichever Python has
+lm-eval installed (`--lm-eval-python`), which need not have this harness. The requests are
+`Instance`s exactly as lm-eval's evaluator makes them for loglikelihood / multiple-choice
+(`request_type="loglikelihood"`, one per choice) and generate_until tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--requests", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--batch-size", type=int, default=8)
+    args = parser.parse_args(argv)
+
+    import lm_eval
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    with open(args.requests, encoding="utf-8") as f:
+        data = json.load(f)
+    start = time.perf_counter()
+    lm = HFLM(pretrained=args.model, device="cpu", dtype="float32", batch_size=args.batch_size)
+    load_s = time.perf_counter() - start
+    if data["kind"] == "generation":
+        instances = [
+            Instance("generate_until", {},
+                     (c, {"until": list(u), "do_sample": False, "max_gen_toks": int(m)}),
+                     i, metadata=("bench", i, 1))
+            for i, (c, u, m) in enumerate(data["requests"])
+        ]
+        start = time.perf_counter()
+        results: list = lm.generate_until(instances, disable_tqdm=True)
+    else:
+        instances = [Instance("loglikelihood", {}, (c, t), i, metadata=("bench", i, 1))
+                     for i, (c, t) in enumerate(data["requests"])]
+        start = time.perf_counter()
+        results = [[float(lp), bool(g)] for lp, g in lm.loglikelihood(instances, disable_tqdm=True)]
+    run_s = time.perf_counter() - start
+    version = getattr(lm_eval, "__version__", "?")
+    report = {"load_s": load_s, "run_s": run_s, "results": results, "engine": f"lm-eval {version} HFLM"}
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump(report, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

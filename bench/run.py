@@ -1,0 +1,223 @@
+"""Speed and score agreement of this harness against lm-evaluation-harness, same model, same requests.
+
+    python -m bench.run [--systems native,mindnlp,torch,lm-eval] [--model gpt2-small-random|DIR]
+
+For each workload (see `bench.workloads`) every system runs in a fresh process, one after the
+other, on identical request strings; the timed part is the request call itself (loading is shown
+apart). Scores are computed here, from each system's raw answers, by the same code. The last line
+is machine-readable: ``speedup_vs_lm_eval loglikelihood=… multiple_choice=… generation=… system=…``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench import workloads
+from bench.checkpoints import DEFAULT_TOKENIZER, gpt2_small_random
+from harness.errors import HarnessError
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+HARNESS_SYSTEMS = ("native", "mindnlp", "torch")
+ALL_SYSTEMS = ("lm-eval", *HARNESS_SYSTEMS)
+HEADLINE_ORDER = ("native", "mindnlp", "torch")  # the harness's own default engine first
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    p.add_argument("--systems", default=",".join(ALL_SYSTEMS),
+                   help="comma list of lm-eval, native, mindnlp, torch (default: all)")
+    p.add_argument("--workloads", default=",".join(workloads.KINDS),
+                   help="comma list of loglikelihood, multiple_choice, generation (default: all)")
+    p.add_argument("--model", default="gpt2-small-random",
+                   help="'gpt2-small-random' (made on first use), 'tiny', or a checkpoint folder")
+    p.add_argument("--n-loglikelihood", type=int, default=500, help="LAMBADA examples (default 500)")
+    p.add_argument("--n-multiple-choice", type=int, default=500, help="4-choice examples (default 500)")
+    p.add_argument("--n-generation", type=int, default=100, help="WMT14 sentences (default 100)")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=8, help="the same for every system (default 8)")
+    p.add_argument("--lambada", type=Path, default=SHARED / "lambada" / "lambada_test.jsonl")
+    p.add_argument("--wmt", type=Path, default=SHARED / "wmt14-en-fr")
+    p.add_argument("--tokenizer", type=Path, default=DEFAULT_TOKENIZER,
+                   help="GPT-2 tokenizer folder for gpt2-small-random")
+    p.add_argument("--lm-eval-python", default=sys.executable,
+                   help="Python that has lm-eval installed (default: this one; pip install -e .[bench])")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds per system and workload")
+    p.add_argument("--json", type=Path, help="also write the full report (all raw answers) to this file")
+    return p.parse_args(argv)
+
+
+def _split(value: str, allowed: Sequence[str], what: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in items if v not in allowed]
+    if bad or not items:
+        raise HarnessError(f"unknown {what} '{','.join(bad) or value}'; choose from: {', '.join(allowed)}")
+    return items
+
+
+def resolve_model(name: str, tokenizer: Path) -> str:
+    """'gpt2-small-random' and 'tiny' are made on first use; anything else is a checkpoint folder."""
+    if name == "gpt2-small-random":
+        return str(gpt2_small_random(tokenizer))
+    if name == "tiny":
+        from harness.models.tiny import ensure_tiny_checkpoint
+
+        return str(ensure_tiny_checkpoint())
+    return name
+
+
+def build(kind: str, args: argparse.Namespace) -> workloads.Workload:
+    if kind == "loglikelihood":
+        return workloads.loglikelihood(args.lambada, args.n_loglikelihood)
+    if kind == "multiple_choice":
+        return workloads.multiple_choice(args.lambada, args.n_multiple_choice)
+    return workloads.generation(args.wmt, args.n_generation, args.max_new_tokens)
+
+
+def run_system(system: str, model: str, requests: Path, args: argparse.Namespace,
+               tmp: Path) -> dict:
+    """Run one system on one workload in a fresh process; its report, or {'error': …}."""
+    out = tmp / f"{system}-{requests.stem}.json"
+    common = ["--model", model, "--requests", str(requests), "--out", str(out),
+              "--batch-size", str(args.batch_size)]
+    if system == "lm-eval":
+        cmd = [args.lm_eval_python, str(REPO / "bench" / "lm_eval_worker.py"), *common]
+    else:
+        cmd = [sys.executable, "-m", "bench.harness_worker", "--backend", system, *common]
+    env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+           "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(REPO)}
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {args.timeout:.0f} s"}
+    wall = time.perf_counter() - start
+    if proc.returncode != 0 or not out.exists():
+        lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
+        return {"error": (lines[-1] if lines else f"exit code {proc.returncode}")[:200]}
+    report = json.loads(out.read_text(encoding="utf-8"))
+    report["process_s"] = wall
+    return report
+
+
+# ------------------------------------------------------------------ scoring (same code for all)
+def score(work: workloads.Workload, results: list) -> dict[str, float]:
+    if work.kind == "loglikelihood":
+        logprobs = [r[0] for r in results]
+        return {"acc": 100 * sum(bool(r[1]) for r in results) / len(results),
+                "perplexity": math.exp(-sum(logprobs) / len(logprobs))}
+    if work.kind == "multiple_choice":
+        k, acc, acc_norm = work.n_choices, 0, 0
+        for i, gold in enumerate(work.gold):
+            lps = [r[0] for r in results[i * k:(i + 1) * k]]
+            normed = [lp / n for lp, n in zip(lps, work.choice_lengths[i], strict=True)]
+            acc += max(range(k), key=lps.__getitem__) == gold
+            acc_norm += max(range(k), key=normed.__getitem__) == gold
+        return {"acc": 100 * acc / len(work.gold), "acc_norm": 100 * acc_norm / len(work.gold)}
+    import sacrebleu
+
+    predictions = [r.strip() for r in results]
+    return {"bleu": sacrebleu.corpus_bleu(predictions, [work.gold]).score,
+            "chrf": sacrebleu.corpus_chrf(predictions, [work.gold]).score}
+
+
+def agreement(work: workloads.Workload, results: list, reference: list) -> str:
+    """How close one system's raw answers are to the reference's."""
+    if work.kind == "generation":
+        same = sum(a == b for a, b in zip(results, reference, strict=True))
+        return f"identical outputs {same}/{len(results)}"
+    diff = max(abs(a[0] - b[0]) for a, b in zip(results, reference, strict=True))
+    greedy = sum(bool(a[1]) == bool(b[1]) for a, b in zip(results, reference, strict=True))
+    return f"max|Δlogprob| {diff:.2e}, is_greedy agrees {greedy}/{len(results)}"
+
+
+# ------------------------------------------------------------------ report
+def _fmt(metrics: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.2f}" for k, v in metrics.items())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        systems = _split(args.systems, ALL_SYSTEMS, "system")
+        kinds = _split(args.workloads, workloads.KINDS, "workload")
+        model = resolve_model(args.model, args.tokenizer)
+        if args.json and args.json.exists():
+            raise HarnessError(f"'{args.json}' exists; reports are never overwritten: choose a new --json")
+        if not (Path(model) / "config.json").is_file():
+            raise HarnessError(f"'{model}' is not a checkpoint folder (no config.json)")
+        works = {k: build(k, args) for k in kinds}
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    order = [s for s in ALL_SYSTEMS if s in systems]
+    print(f"model {model}; batch size {args.batch_size}; systems {', '.join(order)}", flush=True)
+    report: dict = {"model": model, "batch_size": args.batch_size, "workloads": {}}
+    with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        for kind, work in works.items():
+            requests = tmp / f"{kind}.json"
+            requests.write_text(json.dumps(work.to_json()), encoding="utf-8")
+            print(f"\n== {kind}: {work.n_examples} examples, {len(work.requests)} requests", flush=True)
+            runs = {}
+            for system in order:
+                run = run_system(system, model, requests, args, tmp)
+                runs[system] = run
+                if "error" in run:
+                    print(f"  {system:8s} unavailable: {run['error']}", flush=True)
+                    continue
+                run["examples_per_s"] = work.n_examples / run["run_s"]
+                run["scores"] = score(work, run["results"])
+                print(f"  {system:8s} {run['examples_per_s']:8.2f} ex/s  run {run['run_s']:7.1f} s  "
+                      f"load {run['load_s']:5.1f} s  {_fmt(run['scores'])}  [{run['engine']}]", flush=True)
+            report["workloads"][kind] = {"n_examples": work.n_examples, "runs": runs}
+            _compare(work, runs)
+    headline = next((s for s in HEADLINE_ORDER if s in order and all(
+        "error" not in report["workloads"][k]["runs"].get(s, {"error": 1}) for k in kinds)), None)
+    if args.json:
+        _write_json(args.json, report)
+    ratios = {k: _ratio(report["workloads"][k]["runs"], headline) for k in kinds}
+    print("\nspeedup_vs_lm_eval " + " ".join(f"{k}={ratios[k]}" for k in kinds) + f" system={headline}")
+    return 0
+
+
+def _ratio(runs: dict, system: str | None) -> str:
+    ref, mine = runs.get("lm-eval", {}), runs.get(system or "", {})
+    if "examples_per_s" not in ref or "examples_per_s" not in mine:
+        return "nan"
+    return f"{mine['examples_per_s'] / ref['examples_per_s']:.2f}"
+
+
+def _compare(work: workloads.Workload, runs: dict) -> None:
+    """Print ratios and score differences against lm-eval for this workload."""
+    ref = runs.get("lm-eval", {})
+    if "results" not in ref:
+        return
+    for system, run in runs.items():
+        if system == "lm-eval" or "results" not in run:
+            continue
+        deltas = " ".join(f"Δ{k}={run['scores'][k] - ref['scores'][k]:+.2f}" for k in run["scores"])
+        print(f"  {system:8s} vs lm-eval: {run['examples_per_s'] / ref['examples_per_s']:.2f}x  {deltas}  "
+              f"({agreement(work, run['results'], ref['results'])})", flush=True)
+
+
+def _write_json(path: Path, report: dict) -> None:
+    """Write atomically; never replace an existing report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    os.link(tmp, path)  # fails if `path` appeared meanwhile
+    tmp.unlink()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

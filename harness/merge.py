@@ -1,0 +1,170 @@
+"""`harness merge DIR`: the partial results of `--shard I/N` runs → the result one process writes.
+
+Metrics are recomputed from every example's items (corpus BLEU/chrF and bootstrap standard
+errors cannot be averaged), in global example order, with the very code a single run uses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.results import write_new, write_result
+from harness.shard import identity
+
+SHARD_KEYS = ("index", "count", "method", "n_total", "examples", "prompt_tokens", "items")
+
+
+def load_partials(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Every partial result (a result with a `shard` block) directly in `folder`."""
+    if not Path(folder).is_dir():
+        raise HarnessError(f"shard folder not found: {folder}")
+    found = []
+    for path in sorted(Path(folder).glob("*.json")):
+        if path.name.startswith(".tmp-"):
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise HarnessError(f"cannot read {path}: {exc}; delete or fix the file") from None
+        if isinstance(data, dict) and data.get("schema") == "harness.result" and "shard" in data:
+            lacking = [k for k in SHARD_KEYS if k not in data["shard"]]
+            if lacking:
+                raise HarnessError(f"{path} is not a complete shard result (no {', '.join(lacking)}); "
+                                   "rerun that shard")
+            found.append((path, data))
+    if not found:
+        raise HarnessError(f"no shard results in {folder} (harness run --shard I/N writes them "
+                           "under <output-dir>/<model>/<task>/shards/<run>/)")
+    return found
+
+
+def check(partials: list[tuple[str, dict[str, Any]]], where: str) -> list[dict[str, Any]]:
+    """The partials of one complete run, by shard index; HarnessError naming what is wrong."""
+    ordered = sorted(partials, key=lambda p: (p[1]["shard"]["index"], p[0]))
+    first_name, first = ordered[0]
+    reference = identity(first)
+    for name, record in ordered[1:]:
+        view = identity(record)
+        for key in sorted(set(reference) | set(view)):
+            if reference.get(key) != view.get(key):
+                raise HarnessError(
+                    f"shards of different runs in {where}: {key} is {_show(reference.get(key))} in "
+                    f"{first_name} but {_show(view.get(key))} in {name}; merge only the shards of one run")
+    by_index: dict[int, tuple[str, dict]] = {}
+    for name, record in ordered:
+        index = record["shard"]["index"]
+        if index in by_index:
+            raise HarnessError(
+                f"duplicate shard {index}/{record['shard']['count']} in {where}: {by_index[index][0]} and "
+                f"{name} (a rerun? delete the stale file, or give each run its own --output-dir)")
+        by_index[index] = (name, record)
+    count = first["shard"]["count"]
+    missing = [i for i in range(count) if i not in by_index]
+    if missing:
+        run = ", ".join(f"--shard {i}/{count}" for i in missing)
+        raise HarnessError(
+            f"missing shard(s) {', '.join(map(str, missing))} of {count} in {where} "
+                           f"(found {', '.join(map(str, sorted(by_index)))}); run the same command with {run}"
+        )
+    records = [by_index[i][1] for i in range(count)]
+    seen: list[int] = sorted(i for r in records for i in r["shard"]["examples"])
+    if seen != list(range(first["shard"]["n_total"])):
+        raise HarnessError(f"the shards in {where} do not cover examples 0..{first['shard']['n_total'] - 1} "
+                           "exactly once; rerun the shards with one harness version")
+    return records
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def merge_records(records: list[dict[str, Any]], task=None) -> tuple[dict[str, Any], list[dict] | None]:
+    """One result from the complete, checked partials (index order), and the merged samples
+    (None unless every shard logged them)."""
+    from harness.runner import make_scorers, metrics_from_items
+
+    first = records[0]
+    task = task or _task(first)
+    order = sorted(((i, r, k) for r in records for k, i in enumerate(r["shard"]["examples"])),
+                   key=lambda t: t[0])
+    items = {name: [r["shard"]["items"][name][k] for _, r, k in order] for name in first["shard"]["items"]}
+    merged = {key: value for key, value in first.items() if key != "shard"}
+    merged["created"] = dt.datetime.now(dt.timezone.utc).isoformat()
+    merged["metrics"] = metrics_from_items(make_scorers(task), items, _signatures(records))
+    merged["n_examples"] = first["shard"]["n_total"]
+    merged["truncated_inputs"] = sum(r.get("truncated_inputs", 0) for r in records)
+    wall = max(r["timing"]["wall_seconds"] for r in records)  # shards run side by side
+    tokens = sum(r["timing"]["tokens"] for r in records)
+    merged["timing"] = {
+        "wall_seconds": wall, "tokens": tokens,
+        "tokens_per_second": round(tokens / wall, 2) if wall else None,
+        "examples_per_second": round(merged["n_examples"] / wall, 3) if wall else None,
+    }
+    merged["merged_from"] = {
+        "count": len(records), "method": first["shard"]["method"],
+        "shards": [{"index": r["shard"]["index"], "n_examples": len(r["shard"]["examples"]),
+                    "prompt_tokens": r["shard"]["prompt_tokens"], "wall_seconds": r["timing"]["wall_seconds"],
+                    "tokens": r["timing"]["tokens"]} for r in records],
+    }
+    if isinstance(first.get("cache"), dict):  # response-cache use adds up over the shards
+        merged["cache"] = {**first["cache"], **{k: sum(r.get("cache", {}).get(k, 0) for r in records)
+                                                for k in ("hits", "computed") if k in first["cache"]}}
+    if isinstance(first.get("notes"), list):
+        merged["notes"] = list(dict.fromkeys(n for r in records for n in r.get("notes", [])))
+    samples = None
+    if all("samples" in r["shard"] for r in records):
+        samples = sorted((s for r in records for s in r["shard"]["samples"]), key=lambda s: s["index"])
+    return merged, samples
+
+
+def _signatures(records: list[dict[str, Any]]) -> dict[str, str]:
+    """Each metric's signature as the shards recorded it (scorers here have seen no outcome)."""
+    found: dict[str, str] = {}
+    for r in records:
+        for name, metric in r.get("metrics", {}).items():
+            if "signature" not in metric:
+                continue
+            if found.setdefault(name, metric["signature"]) != metric["signature"]:
+                raise HarnessError(f"the shards computed {name} with different settings "
+                                   f"({found[name]} vs {metric['signature']}); rerun them with one setup")
+    return found
+
+
+def _task(record: dict[str, Any]):
+    from harness.registry import discover
+
+    task = discover().get(record["task"]["name"])
+    if str(task.version) != str(record["task"]["version"]):
+        raise HarnessError(f"the shards ran task '{task.name}' version {record['task']['version']}, "
+                           f"but version {task.version} is installed; merge with the harness that ran them")
+    return task
+
+
+def merge_folder(folder: Path, output_dir: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """Merge the shards in `folder`; write the result beside them (or under `output_dir` as
+    <model>/<task>/<time>.json, where `harness run` writes). Returns (path, record)."""
+    partials = load_partials(folder)
+    records = check([(p.name, r) for p, r in partials], str(folder))
+    merged, samples = merge_records(records)
+    if output_dir is not None:
+        path = write_result(output_dir, merged["model"]["name"], merged["task"]["name"], merged, samples)
+        return path, merged
+    return write_beside(Path(folder), merged, samples), merged
+
+
+def write_beside(folder: Path, record: dict[str, Any], samples: list[dict] | None) -> Path:
+    """Write `record` (and its samples) into `folder` atomically, never replacing a file."""
+    from harness.results import _json_default, timestamp
+
+    stem = timestamp()
+    path = write_new(folder, stem, ".json",
+                     json.dumps(record, indent=2, default=_json_default, ensure_ascii=False) + "\n")
+    if samples is not None:
+        lines = "".join(json.dumps(s, default=_json_default, ensure_ascii=False) + "\n" for s in samples)
+        write_new(folder, path.stem, ".samples.jsonl", lines)
+    return path

@@ -1,0 +1,216 @@
+"""`--backend native`: the hand-written MindSpore GPT-2 (`native_gpt2`) behind the Backend contract.
+
+Shapes are bucketed so that few graphs are compiled: sequence widths come bucketed from
+`LanguageModel`; batch sizes, numbers of scored positions and decode lengths are rounded up
+here (`bucket`). Padding rows never change a real row's numbers (see `native_gpt2`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from harness.models.backend import Backend
+from harness.models.native_gpt2 import FRESH, PLACE, PREFILL, SHIFT, GPT2, GPT2Config, load_state
+
+HEAD_CHUNK = 512  # rows per output-layer call: bounds the [rows, vocab] logits in memory
+
+
+def bucket(n: int) -> int:
+    """Round a count up to one of few sizes: 2, 4, 8, then multiples of 8, then of 64.
+
+    Never 1: a one-row matrix product takes another code path with other rounding.
+    """
+    if n <= 8:
+        return max(2, 1 << (max(n, 1) - 1).bit_length())
+    step = 8 if n <= 64 else 64
+    return -(-n // step) * step
+
+
+class NativeGPT2Backend(Backend):
+    """GPT-2 checkpoints on the native MindSpore engine."""
+
+    name = "native"
+    shares_prefixes = True  # LanguageModel may call `score_shared`
+
+    def __init__(self, model: GPT2, pad_id: int, dtype: str = "float32", reduced_head: bool = True) -> None:
+        self.model = model
+        self.config = model.config
+        self.max_length = model.config.n_positions
+        self.vocab_size = model.config.vocab_size
+        self.pad_id = int(pad_id)
+        self.dtype = dtype
+        self.reduced_head = reduced_head
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, pad_id: int, dtype: str = "float32") -> NativeGPT2Backend:
+        config = GPT2Config.from_folder(Path(folder))
+        return cls(GPT2(config, load_state(Path(folder)), dtype), pad_id, dtype)
+
+    # ---------------------------------------------------------------- helpers
+    def _causal(self, batch: int, width: int) -> np.ndarray:
+        return np.broadcast_to(np.tril(np.ones((width, width), dtype=bool)), (batch, width, width))
+
+    def _scored(self, hidden, flat_rows: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Output layer at the given rows of hidden [N, D] only, in bucketed chunks."""
+        import mindspore as ms
+
+        lps, greedy = [], []
+        for start in range(0, len(flat_rows), HEAD_CHUNK):
+            rows = flat_rows[start : start + HEAD_CHUNK]
+            size = bucket(len(rows))
+            index = np.zeros(size, dtype=np.int32)
+            index[: len(rows)] = rows
+            tgt = np.zeros(size, dtype=np.int64)
+            tgt[: len(rows)] = targets[start : start + HEAD_CHUNK]
+            lp, gr = self.model.score(hidden[ms.Tensor(index)], tgt)
+            lps.append(lp[: len(rows)])
+            greedy.append(gr[: len(rows)])
+        return np.concatenate(lps).astype(np.float64), np.concatenate(greedy).astype(bool)
+
+    @staticmethod
+    def _split(lp: np.ndarray, gr: np.ndarray, counts: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        out, offset = [], 0
+        for n in counts:
+            out.append((lp[offset : offset + n], gr[offset : offset + n]))
+            offset += n
+        return out
+
+    # ---------------------------------------------------------------- scoring
+    def score(self, rows: Sequence[Sequence[int]], n_targets: Sequence[int], width: int):
+        batch = bucket(len(rows))
+        ids = np.full((batch, width), self.pad_id, dtype=np.int64)
+        for i, row in enumerate(rows):
+            ids[i, : len(row) - 1] = row[:-1]  # right padding: causal attention never sees it
+        pos = np.broadcast_to(np.arange(width), (batch, width))
+        hidden, _ = self.model.forward(ids, pos, self._causal(batch, width), FRESH)
+        hidden = hidden.reshape(batch * width, -1)
+        flat, targets = [], []
+        for i, (row, n) in enumerate(zip(rows, n_targets, strict=True)):
+            start = len(row) - 1 - n
+            flat += range(i * width + start, i * width + len(row) - 1)
+            targets += row[-n:] if n else []
+        flat_a, targets_a = np.asarray(flat, dtype=np.int64), np.asarray(targets, dtype=np.int64)
+        if self.reduced_head:
+            lp, gr = self._scored(hidden, flat_a, targets_a)
+        else:  # every position through the output layer, then pick (parity checks only)
+            every = np.zeros(batch * width, dtype=np.int64)
+            every[flat_a] = targets_a
+            lp_all, gr_all = self._scored(hidden, np.arange(batch * width), every)
+            lp, gr = lp_all[flat_a], gr_all[flat_a]
+        return self._split(lp, gr, n_targets)
+
+    def score_shared(self, rows: Sequence[Sequence[int]], n_targets: Sequence[int], width: int):
+        """Same result as `score`, running each distinct unscored prefix once.
+
+        The prefix `row[:len(row)-1-n]` runs at `width` like a whole row would; each row's
+        scored tokens then run against a copy of its prefix's KV cache, placed at their own
+        positions in a cache of the same width, so every attention sum has the same terms
+        in the same order as in `score` and the numbers are bit-identical.
+        """
+        import mindspore as ms
+        from mindspore import ops
+
+        prefixes: dict[tuple[int, ...], int] = {}
+        owner, starts = [], []
+        for row, n in zip(rows, n_targets, strict=True):
+            start = len(row) - 1 - n
+            if start < 1:
+                raise ValueError("score_shared needs at least one unscored token per row")
+            owner.append(prefixes.setdefault(tuple(row[:start]), len(prefixes)))
+            starts.append(start)
+        n_pre = bucket(len(prefixes))
+        ids = np.full((n_pre, width), self.pad_id, dtype=np.int64)
+        for prefix, g in prefixes.items():
+            ids[g, : len(prefix)] = prefix
+        pos = np.broadcast_to(np.arange(width), (n_pre, width))
+        _, cache = self.model.forward(ids, pos, self._causal(n_pre, width), FRESH)
+
+        n_rows, steps = bucket(len(rows)), bucket(max(n_targets))
+        ids = np.full((n_rows, steps), self.pad_id, dtype=np.int64)
+        pos = np.zeros((n_rows, steps), dtype=np.int64)
+        place = np.zeros((n_rows, steps, width), dtype=np.float32)
+        allowed = np.zeros((n_rows, steps, width), dtype=bool)
+        who = np.zeros(n_rows, dtype=np.int32)
+        flat, targets = [], []
+        for r, (row, n, start) in enumerate(zip(rows, n_targets, starts, strict=True)):
+            ids[r, :n] = row[start : start + n]
+            at = np.minimum(start + np.arange(steps), width - 1)
+            pos[r] = at
+            place[r, np.arange(n), at[:n]] = 1.0
+            allowed[r] = np.arange(width)[None, :] <= at[:, None]
+            who[r] = owner[r]
+            flat += range(r * steps, r * steps + n)
+            targets += row[start + 1 : start + 1 + n]
+        index = ms.Tensor(who)
+        rows_cache = [(ops.gather(k, index, 0), ops.gather(v, index, 0)) for k, v in cache]
+        hidden, _ = self.model.forward(ids, pos, allowed, PLACE, rows_cache, place)
+        lp, gr = self._scored(hidden.reshape(n_rows * steps, -1), np.asarray(flat), np.asarray(targets))
+        return self._split(lp, gr, n_targets)
+
+    # ---------------------------------------------------------------- generation
+    def prefill(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, width: int):
+        batch, free = bucket(len(prompts)), bucket(max(1, max_new_tokens))
+        slots = free + width
+        ids = np.full((batch, width), self.pad_id, dtype=np.int64)
+        valid = np.zeros((batch, slots), dtype=bool)  # which cache slots hold real tokens
+        for i, p in enumerate(prompts):  # left padding: every row's next token is at the end
+            ids[i, width - len(p) :] = p
+            valid[i, slots - len(p) :] = True
+        pos = np.clip(np.cumsum(valid[:, free:], axis=1) - 1, 0, None)
+        causal = np.arange(slots)[None, :] <= (free + np.arange(width))[:, None]  # [W, S]
+        allowed = causal[None] & valid[:, None, :]
+        hidden, cache = self.model.forward(ids, pos, allowed, PREFILL, self.model.empty_cache(batch, free))
+        state = {"cache": cache, "valid": valid, "next_pos": valid.sum(axis=1), "free": free,
+                 "n": len(prompts)}
+        return state, self.model.logits(hidden[:, -1])[: len(prompts)]
+
+    def decode(self, state: dict, tokens: np.ndarray) -> np.ndarray:
+        if state["free"] == 0:
+            raise RuntimeError("decode called more often than prefill's max_new_tokens")
+        batch = state["valid"].shape[0]
+        ids = np.full((batch, 1), self.pad_id, dtype=np.int64)
+        ids[: state["n"], 0] = tokens
+        valid = np.concatenate([state["valid"][:, 1:], np.ones((batch, 1), dtype=bool)], axis=1)
+        pos = np.minimum(state["next_pos"], self.max_length - 1)[:, None]
+        hidden, state["cache"] = self.model.forward(ids, pos, valid[:, None, :], SHIFT, state["cache"])
+        state.update(valid=valid, next_pos=state["next_pos"] + 1, free=state["free"] - 1)
+        return self.model.logits(hidden[:, 0])[: state["n"]]
+
+    # ---------------------------------------------------------------- the rest
+    def logits(self, tokens: Sequence[int]) -> np.ndarray:
+        """Full next-token logits [T, V] for one unpadded sequence (for parity checks)."""
+        from harness.models.lm import bucket_width
+
+        width = bucket_width(len(tokens), self.max_length)
+        ids = np.full((2, width), self.pad_id, dtype=np.int64)
+        ids[0, : len(tokens)] = tokens
+        pos = np.broadcast_to(np.arange(width), (2, width))
+        hidden, _ = self.model.forward(ids, pos, self._causal(2, width), FRESH)
+        return self.model.logits(hidden[0])[: len(tokens)]
+
+    def num_parameters(self) -> int:
+        return self.model.num_parameters()
+
+    def release(self) -> None:
+        self.model = None
+
+
+def load_native(spec, dtype: str = "float32"):
+    """Tokenizer and backend for a GPT-2 checkpoint (a `ModelSpec`: local folder or hub id)."""
+    from harness.errors import HarnessError
+    from harness.models.checkpoint import load_tokenizer, local_folder, read_config
+
+    model_type = read_config(spec).get("model_type")
+    if model_type != "gpt2":
+        raise HarnessError(f"--backend native runs GPT-2 checkpoints only; '{spec.requested}' is "
+                           f"'{model_type}': use --backend auto or mindnlp")
+    folder = local_folder(spec)
+    tokenizer = load_tokenizer(folder)
+    try:
+        backend = NativeGPT2Backend.from_folder(folder, tokenizer.pad_token_id, dtype)
+    except (OSError, KeyError, ValueError) as exc:
+        raise HarnessError(f"cannot load the GPT-2 weights in '{folder}': {exc}") from None
+    return tokenizer, backend

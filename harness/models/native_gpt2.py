@@ -1,0 +1,213 @@
+"""GPT-2 in MindSpore on one screen (nanoGPT style), compiled with `mindspore.jit`.
+
+The forward pass is the masked self-attention of the GPT-2 paper: layer norm, fused qkv
+projection, split heads, causal mask, softmax, merge heads, output projection, residual;
+then layer norm, MLP with gelu_new (tanh), residual; a final layer norm and an output layer
+tied to the token embedding. One transformer block is one compiled graph, called once per
+layer with that layer's weights: a new input shape costs one small compile, not twelve.
+
+Numerics are chosen so that a row's numbers never depend on its neighbours: only 2-D
+`MatMul` with at least two rows and non-transposed `BatchMatMul` are used (on CPU both give
+every output row bit-identical values whatever the other rows are), so padding the batch,
+scoring from a shared KV cache or applying the output layer to fewer rows changes nothing.
+Keys are kept transposed, [B, H, head_dim, S], for the same reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import mindspore as ms
+import numpy as np
+from mindspore import Tensor, mint, ops
+
+BLOCK_KEYS = (
+    "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
+    "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
+    "mlp.c_proj.weight", "mlp.c_proj.bias",
+)
+# How a block obtains the keys/values it attends to (a compile-time constant).
+FRESH, PREFILL, SHIFT, PLACE = 0, 1, 2, 3
+MS_DTYPES = {"float32": ms.float32, "float16": ms.float16, "bfloat16": ms.bfloat16}
+_matmul = ops.MatMul()
+_bmm = ops.BatchMatMul()
+_argmax = ops.Argmax(axis=-1, output_type=ms.int32)
+
+
+@dataclass(frozen=True)
+class GPT2Config:
+    n_layer: int
+    n_head: int
+    n_embd: int
+    n_positions: int
+    vocab_size: int
+    layer_norm_epsilon: float = 1e-5
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> GPT2Config:
+        raw = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+        return cls(int(raw["n_layer"]), int(raw["n_head"]), int(raw["n_embd"]),
+                   int(raw.get("n_positions", raw.get("n_ctx", 1024))), int(raw["vocab_size"]),
+                   float(raw.get("layer_norm_epsilon", 1e-5)))
+
+
+def _layer_norm(x: Tensor, w: Tensor, b: Tensor, eps: float) -> Tensor:
+    return ops.LayerNorm(begin_norm_axis=-1, begin_params_axis=-1, epsilon=eps)(x, w, b)[0]
+
+
+def _gelu_new(x: Tensor) -> Tensor:
+    return 0.5 * x * (1.0 + mint.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+
+
+def _linear(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    return ops.bias_add(_matmul(x, w), b)
+
+
+def _block(x, cache_k, cache_v, allowed, place, mode: int, n_head: int, eps: float, weights):
+    """One transformer block. x [B,T,D]; keys [B,H,hd,S] (transposed) and values [B,H,S,hd]."""
+    w_ln1, b_ln1, w_qkv, b_qkv, w_o, b_o, w_ln2, b_ln2, w_fc, b_fc, w_pr, b_pr = weights
+    B, T, D = x.shape
+    hd = D // n_head
+    h = x.reshape(B * T, D)
+    q, k, v = ops.split(_linear(_layer_norm(h, w_ln1, b_ln1, eps), w_qkv, b_qkv), D, 1)
+    q = q.reshape(B, T, n_head, hd).transpose(0, 2, 1, 3)  # [B,H,T,hd]
+    k = k.reshape(B, T, n_head, hd).transpose(0, 2, 3, 1)  # [B,H,hd,T]
+    v = v.reshape(B, T, n_head, hd).transpose(0, 2, 1, 3)  # [B,H,T,hd]
+    if mode == FRESH:  # keys are this call's own tokens
+        keys, values = k, v
+    elif mode == PREFILL:  # empty slots on the left for the tokens still to come
+        keys = mint.cat((mint.zeros_like(cache_k), k), dim=3)
+        values = mint.cat((mint.zeros_like(cache_v), v), dim=2)
+    elif mode == SHIFT:  # one new token enters on the right, the oldest (empty) slot leaves
+        keys = mint.cat((cache_k[:, :, :, 1:], k), dim=3)
+        values = mint.cat((cache_v[:, :, 1:], v), dim=2)
+    else:  # PLACE: token t goes to slot s where place[b,0,t,s] == 1 (exact: x*1 plus zeros)
+        written = place.sum(2) > 0.5  # [B,1,S]
+        keys = mint.where(written[:, :, None, :], _bmm(k, place.broadcast_to((B, n_head, T, -1))), cache_k)
+        values = mint.where(written[:, :, :, None],
+                            _bmm(place.swapaxes(2, 3).broadcast_to((B, n_head, -1, T)), v), cache_v)
+    scores = (_bmm(q, keys) * (1.0 / math.sqrt(hd))).astype(ms.float32)  # [B,H,T,S]
+    scores = mint.where(allowed, scores, float(np.finfo(np.float32).min))  # finite: no NaN rows
+    att = _bmm(ops.softmax(scores, -1).astype(x.dtype), values)  # [B,H,T,hd]
+    h = h + _linear(att.transpose(0, 2, 1, 3).reshape(B * T, D), w_o, b_o)
+    h = h + _linear(_gelu_new(_linear(_layer_norm(h, w_ln2, b_ln2, eps), w_fc, b_fc)), w_pr, b_pr)
+    return h.reshape(B, T, D), keys, values
+
+
+@ms.jit
+def _block_jit(x, cache_k, cache_v, allowed, place, mode, n_head, eps, *weights):
+    return _block(x, cache_k, cache_v, allowed, place, mode, n_head, eps, weights)
+
+
+@ms.jit
+def _embed(ids, pos, wte, wpe):
+    return ops.gather(wte, ids, 0) + ops.gather(wpe, pos, 0)
+
+
+@ms.jit
+def _final(h, w, b, eps):
+    return _layer_norm(h, w, b, eps)
+
+
+@ms.jit
+def _logits(h, w_out):
+    return _matmul(h, w_out).astype(ms.float32)
+
+
+@ms.jit
+def _score(h, w_out, targets):
+    """log P(target) and whether target is the argmax, for each row of h [M,D]."""
+    logits = _matmul(h, w_out).astype(ms.float32)
+    logprobs = ops.log_softmax(logits, -1)
+    picked = ops.gather_elements(logprobs, 1, targets[:, None])[:, 0]
+    return picked, _argmax(logits) == targets
+
+
+def load_state(folder: Path) -> dict[str, np.ndarray]:
+    """GPT-2 weights from a Hugging Face folder, named without the `transformer.` prefix.
+
+    Reads model.safetensors (or its sharded index) or pytorch_model.bin. HF's Conv1D stores
+    weights as [in, out], which is what `x @ W` wants; the tied lm_head is dropped.
+    """
+    folder = Path(folder)
+    raw: dict[str, np.ndarray] = {}
+    if (folder / "model.safetensors").exists():
+        from safetensors.numpy import load_file
+
+        raw = load_file(str(folder / "model.safetensors"))
+    elif (folder / "model.safetensors.index.json").exists():
+        from safetensors.numpy import load_file
+
+        index = json.loads((folder / "model.safetensors.index.json").read_text(encoding="utf-8"))
+        for shard in sorted(set(index["weight_map"].values())):
+            raw.update(load_file(str(folder / shard)))
+    elif (folder / "pytorch_model.bin").exists():
+        import torch  # whichever torch this process has (real, or mindnlp's) reads the pickle
+
+        loaded = torch.load(str(folder / "pytorch_model.bin"), map_location="cpu", weights_only=True)
+        raw = {k: v.float().numpy() for k, v in loaded.items()}
+    else:
+        raise FileNotFoundError(f"no model.safetensors or pytorch_model.bin in {folder}")
+    state = {}
+    for key, value in raw.items():
+        name = key.removeprefix("transformer.")
+        if name == "lm_head.weight" or name.endswith((".attn.bias", ".attn.masked_bias")):
+            continue  # tied output layer; causal-mask buffers of old checkpoints
+        state[name] = np.asarray(value, dtype=np.float32)
+    return state
+
+
+class GPT2:
+    """The network: weights as MindSpore tensors, forward passes as compiled graphs."""
+
+    def __init__(self, config: GPT2Config, state: dict[str, np.ndarray], dtype: str = "float32") -> None:
+        self.config = config
+        self.dtype = MS_DTYPES[dtype]
+
+        def t(name: str) -> Tensor:
+            return Tensor(np.ascontiguousarray(state[name]), dtype=self.dtype)
+
+        self.wte, self.wpe = t("wte.weight"), t("wpe.weight")
+        # A ready-transposed output layer: matmul(x, W.T) would copy W on every call.
+        self.w_out = Tensor(np.ascontiguousarray(state["wte.weight"].T), dtype=self.dtype)
+        self.blocks = [tuple(t(f"h.{i}.{key}") for key in BLOCK_KEYS) for i in range(config.n_layer)]
+        self.ln_f = (t("ln_f.weight"), t("ln_f.bias"))
+
+    def num_parameters(self) -> int:
+        total = self.wte.size + self.wpe.size + sum(p.size for p in self.ln_f)
+        return int(total + sum(p.size for block in self.blocks for p in block))
+
+    def forward(self, ids: np.ndarray, pos: np.ndarray, allowed: np.ndarray, mode: int = FRESH,
+                cache: list[tuple[Tensor, Tensor]] | None = None, place: np.ndarray | None = None):
+        """Hidden states after the final layer norm [B,T,D] and each layer's (keys, values)."""
+        c = self.config
+        x = _embed(Tensor(np.ascontiguousarray(ids), ms.int32), Tensor(np.ascontiguousarray(pos), ms.int32),
+                   self.wte, self.wpe)
+        mask = Tensor(np.ascontiguousarray(allowed[:, None]), ms.bool_)
+        placement = Tensor(np.ascontiguousarray(place[:, None]), self.dtype) if place is not None else None
+        new_cache = []
+        for i, weights in enumerate(self.blocks):
+            ck, cv = cache[i] if cache is not None else (None, None)
+            x, keys, values = _block_jit(x, ck, cv, mask, placement, mode, c.n_head,
+                                         c.layer_norm_epsilon, *weights)
+            new_cache.append((keys, values))
+        return _final(x, *self.ln_f, c.layer_norm_epsilon), new_cache
+
+    def empty_cache(self, batch: int, slots: int) -> list[tuple[Tensor, Tensor]]:
+        c = self.config
+        hd = c.n_embd // c.n_head
+        k = mint.zeros((batch, c.n_head, hd, slots), dtype=self.dtype)
+        v = mint.zeros((batch, c.n_head, slots, hd), dtype=self.dtype)
+        return [(k, v)] * c.n_layer
+
+    def logits(self, hidden: Tensor) -> np.ndarray:
+        """Output layer for rows [M,D] (M >= 2); float32 [M,V]."""
+        return _logits(hidden, self.w_out).asnumpy()
+
+    def score(self, hidden: Tensor, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Output layer + log-softmax for rows [M,D] (M >= 2): log P(target), target==argmax."""
+        picked, greedy = _score(hidden, self.w_out, Tensor(targets, ms.int32))
+        return picked.asnumpy(), greedy.asnumpy()

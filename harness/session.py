@@ -1,0 +1,187 @@
+"""What one `harness run` keeps across its task runs: the response cache, failures and warnings.
+
+* The response cache (`harness.cache`) opens on first use and is attached to every model loaded.
+* A task whose plugin failed to load, or whose code raises while its requests are built or
+  scored, is reported on one line; the other tasks still run and are written, and the run
+  exits non-zero at the end (2 when every failure was bad input, 1 when a plugin crashed).
+* Inputs longer than the model's context are counted in each result and warned about once.
+* Ctrl-C (or SIGTERM) ends the run with one line saying what was kept and how to resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.cache import CacheLayer, ResponseStore, namespace_for
+from harness.errors import HarnessError
+from harness.models.lm import LanguageModel
+from harness.registry import Registry
+from harness.task import Task
+
+
+class Interrupted(HarnessError):
+    """Ctrl-C: the message says what was saved and how to resume."""
+
+    exit_code = 130
+
+
+class TaskFailed(HarnessError):
+    """A task's plugin code raised something other than a `HarnessError`."""
+
+    exit_code = 1
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while running: a batch scheduler's stop, and MindSpore, whose
+    runtime answers Ctrl-C (SIGINT) during a computation by sending the process SIGTERM."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+@dataclass
+class Session:
+    cache_file: Path | None  # None: --no-cache
+    echo: Callable[..., Any]
+    debug: bool = False
+    store: ResponseStore | None = None
+    failures: list[tuple[str, bool]] = field(default_factory=list)  # (label, unexpected)
+    written: int = 0
+    computed: int = 0
+    layers: list[CacheLayer] = field(default_factory=list)
+    warned_truncation: bool = False
+
+    # ------------------------------------------------------------------ tasks
+    def resolve_tasks(self, registry: Registry, names: Sequence[str]) -> list[Task]:
+        """The requested tasks. In a multi-task run, a name that may belong to a plugin that
+        failed to load is reported and skipped; otherwise an unknown name stops the run."""
+        tasks = []
+        for name in names:
+            if name in registry.tasks or not registry.broken or len(names) == 1:
+                tasks.append(registry.get(name))
+                continue
+            try:
+                registry.get(name)
+            except HarnessError as exc:
+                self.fail(name, None, exc, single=False)
+        if not tasks:
+            self.finish()
+        return tasks
+
+    def preflight(self, tasks: Sequence[Task], load: Callable[[Task], Any], single: bool) -> dict[str, Any]:
+        """Each task's documents, and the cache file, opened before any model is loaded so that
+        bad data or an unwritable cache fail fast."""
+        documents = {}
+        for task in tasks:
+            try:
+                documents[task.name] = load(task)
+            except Exception as exc:  # noqa: BLE001 - plugin code (prepare) may raise anything
+                self.fail(task.name, None, exc, single)
+        if not documents:
+            self.finish()
+        if self.cache_file is not None:
+            self.store = ResponseStore(self.cache_file)
+        return documents
+
+    def fail(self, label: str, model: str | None, exc: Exception, single: bool) -> None:
+        """Report one failed task run; in a single-task run, stop the run with it."""
+        unexpected = not isinstance(exc, HarnessError)
+        where = f"{label} on {model}" if model else label
+        if unexpected:
+            message = (f"task {where} failed: {type(exc).__name__}: {_first_line(exc)} "
+                       "(a bug in the task's plugin? rerun with --debug for the traceback)")
+        else:
+            message = f"{where}: {exc}"
+        if single:
+            if unexpected:
+                raise TaskFailed(message) from exc
+            raise exc
+        if self.debug:
+            traceback.print_exception(exc, file=sys.stderr)
+        self.failures.append((where, unexpected))
+        self.echo(f"error: {message}", err=True)
+
+    def finish(self) -> None:
+        """Exit non-zero when any task run failed (after the others were written)."""
+        if not self.failures:
+            return
+        kind = TaskFailed if any(unexpected for _, unexpected in self.failures) else HarnessError
+        raise kind(f"{len(self.failures)} task run(s) failed: "
+                   f"{', '.join(label for label, _ in self.failures)} (reasons above); "
+                   "every other result was written")
+
+    # ------------------------------------------------------------------ models
+    def attach(self, lm: LanguageModel, device: str) -> CacheLayer:
+        """Serve `lm`'s requests from the cache (if enabled) and store what it computes."""
+        found = namespace_for(lm, device) if self.cache_file is not None else None
+        if self.cache_file is not None and found is None:
+            self.echo(f"warning: cannot find the files of model '{lm.name}' to fingerprint them; "
+                      "its responses are not cached", err=True)
+        if found is not None and self.store is None:
+            self.store = ResponseStore(self.cache_file)  # type: ignore[arg-type]
+        if found is not None and self.store is not None:
+            self.store.register(*found)  # type: ignore[union-attr]
+        layer = CacheLayer(lm, self.store if found else None, found[0] if found else None,
+                           echo=lambda line: self.echo(line, err=True))
+        self.layers.append(layer)
+        return layer
+
+    def counters(self, lm: LanguageModel) -> tuple[int, int, int]:
+        layer: CacheLayer = lm.cache_layer  # type: ignore[attr-defined]
+        return layer.hits, layer.computed, len(lm.stats.notes)
+
+    def extras(self, lm: LanguageModel, before: tuple[int, int, int], task: str,
+               truncated: int) -> dict[str, Any]:
+        """Result fields of one task run: cache use and notes (and the truncation warning)."""
+        hits, computed, notes = self.counters(lm)
+        self.written += 1
+        if truncated and not self.warned_truncation:
+            self.warned_truncation = True
+            self.echo(f"warning: {truncated} input(s) of {task} are longer than the context of "
+                      f"{lm.name} ({lm.max_length} tokens) and were truncated from the left; each "
+                      "result counts them in truncated_inputs (this warning is shown once)", err=True)
+        layer: CacheLayer = lm.cache_layer  # type: ignore[attr-defined]
+        return {
+            "cache": {"enabled": layer.enabled, "file": str(self.cache_file) if layer.enabled else None,
+                      "hits": hits - before[0], "computed": computed - before[1]},
+            "notes": lm.stats.notes[before[2]:],
+        }
+
+    # ------------------------------------------------------------------ end
+    def interrupted(self) -> Interrupted:
+        computed = sum(layer.computed for layer in self.layers)
+        if self.store is not None:
+            return Interrupted(f"interrupted: {self.written} result file(s) written and {computed} model "
+                               f"response(s) of this run saved in {self.cache_file}; rerun the same "
+                               "command to resume")
+        return Interrupted(f"interrupted: {self.written} result file(s) written; rerun the same command "
+                           "to resume (the response cache is off, so unfinished tasks start over)")
+
+    def close(self) -> None:
+        for layer in self.layers:
+            layer.detach()
+        if self.store is not None:
+            self.store.close()

@@ -1,0 +1,286 @@
+"""`harness compare` end to end: three tiny GPT-2 checkpoints of different sizes run through the
+real pipeline on a few lines of WMT14, then tables, scaling plots, paired tests and the HTML report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import tempfile
+import weakref
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness import models
+from harness.cli import main
+from harness.models.tiny import TINY_SHAPE, write_byte_tokenizer, write_gpt2_checkpoint
+
+SIZES = {"tiny-s": {"n_embd": 32, "n_layer": 1}, "tiny-m": {"n_embd": 64, "n_layer": 2},
+         "tiny-l": {"n_embd": 96, "n_layer": 3}}
+TASKS = ("translation-en-fr", "translation-fr-en")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def gpt2_parameters(shape: dict, vocab: int = 257) -> int:
+    """Distinct parameters of a GPT-2 with tied embeddings, from its shape."""
+    d, layers, positions = shape["n_embd"], shape["n_layer"], shape["n_positions"]
+    return vocab * d + positions * d + layers * (12 * d * d + 13 * d) + 2 * d
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("checkpoints")
+    folders = {}
+    for name, shape in SIZES.items():
+        folder = root / name
+        folder.mkdir()
+        eos = write_byte_tokenizer(folder)
+        write_gpt2_checkpoint(folder, {**TINY_SHAPE, **shape}, eos + 1, eos, seed=1)
+        folders[name] = folder
+    return folders
+
+
+@pytest.fixture(scope="module")
+def sized_run(checkpoints, wmt14_dir, tmp_path_factory):
+    """One `harness run --model s,m,l --task en-fr,fr-en --log-samples`, watching each load."""
+    out = tmp_path_factory.mktemp("results")
+    loads: list[dict] = []
+    alive: list[weakref.ref] = []
+    real_load = models.load
+
+    def watching_load(*args, **kwargs):
+        loads.append({"model": Path(args[0]).name, "previous_alive": [r() is not None for r in alive]})
+        lm = real_load(*args, **kwargs)
+        alive.append(weakref.ref(lm.backend.model))
+        return lm
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(models, "load", watching_load)
+        code = main(["run", "--model", ",".join(str(checkpoints[n]) for n in SIZES),
+                     "--task", ",".join(TASKS),
+                     "--data-files", str(wmt14_dir), "--limit", "4", "--max-new-tokens", "4",
+                     "--log-samples", "--no-progress", "--batch-size", "4", "--output-dir", str(out)])
+    assert code == 0
+    return out, loads
+
+
+@pytest.fixture(scope="module")
+def compared(sized_run, tmp_path_factory):
+    from harness.compare.command import compare
+
+    out = tmp_path_factory.mktemp("compare")
+    return compare(sized_run[0], out=out), out
+
+
+def test_models_run_one_after_another_each_freed_before_the_next_with_its_size(sized_run):
+    out, loads = sized_run
+    assert [x["model"] for x in loads] == list(SIZES)
+    assert [x["previous_alive"] for x in loads] == [[], [False], [False, False]]
+    for name, shape in SIZES.items():
+        for task in TASKS:
+            (path,) = (out / name / task).glob("*.json")
+            result = json.loads(path.read_text())
+            assert result["model"]["num_parameters"] == gpt2_parameters({**TINY_SHAPE, **shape})
+
+
+def test_table_has_task_metric_rows_and_models_by_size(compared, sized_run):
+    report, out = compared
+    rows = list(csv.reader(io.StringIO((out / "table.csv").read_text())))
+    assert rows[0] == ["task", "template", "shots", "metric", "tiny-s", "tiny-m", "tiny-l"]
+    assert [(r[0], r[3]) for r in rows[1:]] == [(t, m) for t in TASKS for m in ("bleu", "chrf")]
+    (path,) = (sized_run[0] / "tiny-m" / "translation-fr-en").glob("*.json")
+    chrf = json.loads(path.read_text())["metrics"]["chrf"]
+    cell = rows[4][5]
+    assert cell.startswith(f"{chrf['value']:.4f} ± {chrf['stderr']:.4f} (p=")
+    assert rows[1][4].count("(p=") == 0  # the smallest model has nothing smaller to beat
+    assert "| tiny-s" in (out / "table.md").read_text() and "± " in report.markdown
+
+
+def test_scaling_plot_has_one_point_per_model_and_the_paper_reference(compared, sized_run):
+    report, out = compared
+    expected = {n: gpt2_parameters({**TINY_SHAPE, **s}) for n, s in SIZES.items()}
+    for task in TASKS:
+        png = (out / "plots" / f"{task}.png").read_bytes()
+        assert png.startswith(PNG_SIGNATURE)
+        width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+        assert width >= 600 and height >= 300
+        for metric in ("bleu", "chrf"):
+            ours = report.points[task][metric]["this harness"]
+            assert [(p.model, p.parameters) for p in ours] == list(expected.items())
+            (path,) = (sized_run[0] / "tiny-l" / task).glob("*.json")
+            assert ours[-1].value == json.loads(path.read_text())["metrics"][metric]["value"]
+    paper = "GPT-2 paper (Radford et al., 2019)"
+    assert [(p.model, p.parameters, p.value) for p in report.points["translation-en-fr"]["bleu"][paper]] \
+        == [("gpt2-xl", 1_557_611_200, 5.0)]
+    assert [p.value for p in report.points["translation-fr-en"]["bleu"][paper]] == [11.5]
+    assert paper not in report.points["translation-en-fr"]["chrf"]  # no number stated: no series
+
+
+def test_adjacent_sizes_are_tested_on_the_same_examples(compared):
+    _, out = compared
+    rows = list(csv.DictReader(io.StringIO((out / "significance.csv").read_text())))
+    pairs = [(r["task"], r["metric"], r["smaller"], r["larger"]) for r in rows]
+    assert pairs == [(t, m, a, b) for t in TASKS for m in ("bleu", "chrf")
+                     for a, b in (("tiny-s", "tiny-m"), ("tiny-m", "tiny-l"))]
+    for r in rows:
+        assert r["n"] == "4" and r["test"].startswith("paired bootstrap")
+        p = float(r["p"].lstrip("<"))
+        assert 0 < p <= 1 and r["larger better"] == ("yes" if p < 0.05 else "no")
+
+
+def test_missing_samples_are_named_not_tested(sized_run, tmp_path):
+    from harness.compare.command import compare
+
+    folder = tmp_path / "results"
+    shutil.copytree(sized_run[0], folder)
+    for path in (folder / "tiny-m" / "translation-en-fr").glob("*.samples.jsonl"):
+        path.unlink()
+    compare(folder, metrics=["bleu"], out=tmp_path / "out")
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "significance.csv").read_text())))
+    en_fr = [r for r in rows if r["task"] == "translation-en-fr"]
+    assert len(en_fr) == 2 and all("no samples for tiny-m" in r["test"] and not r["p"] for r in en_fr)
+    assert {r["metric"] for r in rows} == {"bleu"}
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if not found:
+        pytest.skip("Chromium is not installed (Debian: apt-get install -y chromium; .ci/run installs it)")
+    return found
+
+
+def _chromium_run(exe: str, *args: str) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_html_report_is_self_contained_and_renders_in_headless_chromium(compared, tmp_path):
+    from PIL import Image
+
+    _, out = compared
+    page = (out / "report.html").read_text()
+    assert "<link" not in page and "src='http" not in page and 'src="http' not in page
+    assert page.count("src='data:image/png;base64,") == len(TASKS)
+    exe = _chromium()
+    shot = tmp_path / "shot.png"
+    page_uri = (out / "report.html").as_uri()
+    done = _chromium_run(exe, f"--screenshot={shot}", "--window-size=1200,1600", page_uri)
+    assert shot.exists(), done.stderr[-2000:]
+    image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert image.shape == (1600, 1200, 3)
+    assert (np.abs(image - image[0, 0]).sum(axis=2) > 60).mean() > 0.02  # not a blank page
+    tab_blue = np.abs(image - np.array([31, 119, 180])).sum(axis=2) < 40  # matplotlib's first colour
+    assert tab_blue.sum() > 200  # the embedded plots are drawn
+    dom = _chromium_run(exe, "--dump-dom", page_uri).stdout
+    assert "showing 4 of 4 matching" in dom  # the example browser's script ran
+    assert "tiny-l" in dom and "translation-en-fr · gpt2-paper · 0-shot" in dom
+
+
+def test_paired_tests_on_constructed_runs(tmp_path):
+    """A clear difference is significant and identical predictions are not, through the full path:
+    result files + samples -> recomputed corpus BLEU / per-example accuracy -> paired tests."""
+    from harness.compare.pairs import adjacent_tests
+    from harness.compare.runs import load_runs
+    from harness.registry import discover
+    from harness.runner import score
+    from harness.scorers.base import Outcome
+    from harness.task import Task
+
+    registry_task = discover().get("translation-en-fr")
+    refs = [f"le chat numero {i} est assis sur le tapis rouge" for i in range(40)]
+    predictions = {"small": ["xx yy"] * 40, "twin": ["xx yy"] * 40, "large": list(refs)}
+    sizes = {"small": 1000, "twin": 2000, "large": 3000}
+    for name, preds in predictions.items():
+        outcomes = [Outcome(prediction=p, references=[r]) for p, r in zip(preds, refs, strict=True)]
+        metrics, samples = score(registry_task, outcomes, [f"prompt {i} =" for i in range(40)])
+        _write_result(tmp_path, name, "translation-en-fr", sizes[name], metrics, samples)
+    acc = {"small": [0.0] * 40, "twin": [0.0] * 40, "large": [1.0] * 30 + [0.0] * 10}
+    for name, values in acc.items():
+        samples = [{"index": i, "prompt": f"q{i}", "prediction": v == 1.0, "references": ["w"],
+                    "scores": {"acc": v}} for i, v in enumerate(values)]
+        metrics = {"acc": {"value": float(np.mean(values)), "stderr": 0.0, "higher_is_better": True}}
+        _write_result(tmp_path, name, "lambada-like", sizes[name], metrics, samples)
+    assert isinstance(registry_task, Task)
+    tests = {(t.key.task, t.metric, t.larger): t for t in adjacent_tests(load_runs(tmp_path))}
+    checks = (("translation-en-fr", "bleu"), ("translation-en-fr", "chrf"), ("lambada-like", "acc"))
+    for task, metric in checks:
+        same, better = tests[(task, metric, "twin")].test, tests[(task, metric, "large")].test
+        assert same.p_value > 0.5 and not same.b_better and same.delta == 0
+        assert better.p_value < 0.05 and better.b_better and better.delta > 0
+    exact = tests[("lambada-like", "acc", "large")].test
+    assert exact.method == "paired permutation (exact)" and exact.p_value == pytest.approx(0.5 ** 30)
+    assert tests[("translation-en-fr", "bleu", "large")].test.score_b == pytest.approx(100.0)
+
+
+def _write_result(folder: Path, model: str, task: str, params: int, metrics: dict, samples: list) -> None:
+    from harness.results import write_result
+
+    write_result(folder, model, task, {
+        "schema": "harness.result", "created": f"2026-01-01T00:00:0{params // 1000}",
+        "task": {"name": task, "template": {"name": "t", "sha256": "0"}, "num_fewshot": 0},
+        "model": {"name": model, "num_parameters": params}, "metrics": metrics,
+        "n_examples": len(samples)}, samples)
+
+
+def test_lower_is_better_metric_counts_a_drop_as_better():
+    from harness.compare.significance import paired_bootstrap, paired_permutation
+
+    a, b = np.full(50, 3.0) + np.linspace(0, 1, 50), np.full(50, 1.0) + np.linspace(0, 1, 50)
+    n = 50
+    lower = paired_bootstrap(a, b, lambda s: float(s[0]) / n, higher_is_better=False)
+    assert lower.p_value < 0.05 and lower.delta == pytest.approx(-2.0)
+    assert paired_bootstrap(a, b, lambda s: float(s[0]) / n, higher_is_better=True).p_value > 0.5
+    assert paired_permutation(a, b, higher_is_better=False).p_value < 0.05
+    assert paired_permutation(a, a).p_value == 1.0
+
+
+def test_template_all_keeps_each_template_and_summarises_the_spread(checkpoints, wmt14_dir, tmp_path,
+                                                                     capsys):
+    from harness.compare.command import compare
+
+    out = tmp_path / "results"
+    code = main(["run", "--model", str(checkpoints["tiny-s"]), "--task", "translation-en-fr", "--template",
+                 "all", "--data-files", str(wmt14_dir), "--limit", "3", "--max-new-tokens", "3",
+                 "--no-progress", "--output-dir", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    results = [json.loads(p.read_text()) for p in (out / "tiny-s" / "translation-en-fr").glob("*.json")]
+    assert sorted(r["task"]["template"]["name"] for r in results) == ["gpt2-paper", "instruction", "lm-eval"]
+    assert "Prompt sensitivity" in captured.out
+    compare(out, out=tmp_path / "cmp")
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "cmp" / "sensitivity.csv").read_text())))
+    assert [(r["metric"], r["templates"]) for r in rows] == [("bleu", "3"), ("chrf", "3")]
+    chrf = [r["metrics"]["chrf"]["value"] for r in results]
+    expected = (f"{np.mean(chrf):.4f} ± {np.std(chrf, ddof=1):.4f} [{min(chrf):.4f}, {max(chrf):.4f}]")
+    assert rows[1]["tiny-s"] == expected
+
+
+def test_spread_statistics_across_templates():
+    from harness.compare.sensitivity import sensitivity_table
+
+    def result(template: str, value: float) -> dict:
+        return {"created": template, "task": {"name": "t", "template": {"name": template}, "num_fewshot": 0},
+                "model": {"name": "m", "num_parameters": 5}, "metrics": {"acc": {"value": value}}}
+
+    header, rows = sensitivity_table([result("a", 0.2), result("b", 0.4), result("c", 0.9)])
+    assert header == ["task", "shots", "metric", "templates", "m"]
+    assert rows == [["t", "0", "acc", "3", "0.5000 ± 0.3606 [0.2000, 0.9000]"]]
+    assert sensitivity_table([result("a", 0.2)])[1] == []  # one template: nothing to summarise
+
+
+def test_bad_input_is_one_line_and_exit_code_2(sized_run, tmp_path, capsys):
+    assert main(["compare", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: results folder not found") and "\n" not in err
+    assert main(["compare", str(sized_run[0]), "--metric", "rouge", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "rouge" in err and "bleu, chrf" in err and "\n" not in err
+    assert main(["run", "--model", "tiny", "--template", "nope"]) == 2
+    assert "no template 'nope'" in capsys.readouterr().err
