@@ -32,5 +32,10 @@ test: install
 	$(BIN)/ruff check harness tasks prompts tests bench
 	$(BIN)/pytest -q
 
+# Speed and score agreement against lm-evaluation-harness (docs/bench.md); installs the `bench` extra.
+bench: install
+	$(BIN)/pip install -q "lm-eval==0.4.13" -c requirements.txt
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

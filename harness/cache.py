@@ -163,13 +163,21 @@ def _decode(kind: str, value: str) -> Any:
     return str(data)
 
 
+class _NoGuard:
+    computing = staticmethod(contextlib.nullcontext)
+
+    def check(self) -> None:
+        pass
+
+
 class CacheLayer:
     """Answers `lm`'s requests from `store` where it can, stores every computed batch, and
     halves the batch size on out-of-memory. With `store=None` only the halving is active."""
 
     def __init__(self, lm: LanguageModel, store: ResponseStore | None = None, ns: str | None = None,
-                 echo: Callable[[str], None] | None = None) -> None:
+                 echo: Callable[[str], None] | None = None, guard: Any = None) -> None:
         self.lm = lm
+        self.guard = guard or _NoGuard()  # harness.session.StopRequest: stop between batches
         self.store = store if ns is not None else None
         self.ns = ns
         self.echo = echo
@@ -206,6 +214,7 @@ class CacheLayer:
         self.computed += len(rows)
         if self.store is not None and self.ns is not None:
             self.store.put_many(self.ns, rows)
+        self.guard.check()  # a Ctrl-C during this batch stops here, after it was stored
 
     def _serve(self, kind: str, items: list[Any], progress) -> list[Any]:
         keys = [request_key(kind, item) for item in items]
@@ -226,7 +235,8 @@ class CacheLayer:
         self._recent = {}
         while todo:
             try:
-                computed = self._inner[kind]([items[j] for j in todo], progress=progress)
+                with self.guard.computing():
+                    computed = self._inner[kind]([items[j] for j in todo], progress=progress)
             except Exception as exc:  # noqa: BLE001 - engines report OOM with several types
                 if not is_out_of_memory(exc):
                     raise

@@ -15,6 +15,16 @@ def _split(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _batch_size(value: str) -> int | str:
+    if str(value).strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is neither a whole number nor 'auto'",
+                                 param_hint="'--batch-size'") from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")
 @click.pass_context
@@ -31,17 +41,20 @@ def cli(ctx: click.Context, debug: bool) -> None:
               "--task given.")
 @click.option("--model", "model", default="gpt2", show_default=True,
               help="Hub id, local checkpoint folder, or 'tiny'; comma-separated for several.")
-@click.option("--backend", type=click.Choice(["mindnlp", "torch"]), default="mindnlp",
-              show_default=True, help="Engine that runs the model.")
+@click.option("--backend", type=click.Choice(["auto", "native", "mindnlp", "torch"]), default="auto",
+              show_default=True, help="Engine that runs the model: auto is native (hand-written "
+              "MindSpore GPT-2) for GPT-2 checkpoints, mindnlp for other architectures.")
 @click.option("--device", type=click.Choice(["cpu", "gpu", "ascend"]), default="cpu",
               show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]),
               default="float32", show_default=True)
-@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--batch-size", default="8", show_default=True, callback=lambda _c, _p, v: _batch_size(v),
+              help="Rows per forward pass, or 'auto': the largest that fits, halved on out-of-memory.")
 @click.option("--limit", type=int, default=None, help="Evaluate only the first N examples.")
 @click.option("--num-fewshot", type=int, default=0, show_default=True,
               help="Context examples before each prompt.")
-@click.option("--template", default=None, help="Prompt template name (default: the task's first).")
+@click.option("--template", default=None,
+              help="Prompt template name (default: the task's first); 'all' runs every template.")
 @click.option("--data-files", default=None,
               help="Local data instead of the hub dataset: PATH, or TASK=PATH pairs (comma-separated) "
               "for several tasks.")

@@ -121,17 +121,17 @@ class Cluster:
         return [got[r] for r in sorted(got)]
 
 
-def join(backend: str, device: str, shard: Shard | None) -> Cluster:
+def join(backends: list[str], device: str, shard: Shard | None) -> Cluster:
     """Join the msrun cluster as a worker: device, rank, world size, launch id."""
     if shard is not None:
         raise HarnessError("under msrun each worker evaluates shard rank/world-size: drop --shard "
                            "(or run without msrun)")
-    if backend != "mindnlp":
-        raise HarnessError("msrun starts MindSpore workers: use --backend mindnlp (for the torch backend, "
-                           "run --shard I/N processes and combine them with harness merge)")
+    if "torch" in backends:
+        raise HarnessError("msrun starts MindSpore workers: use --backend native or mindnlp (for the torch "
+                           "backend, run --shard I/N processes and combine them with harness merge)")
     from harness import engines
 
-    engines.activate(backend, device)  # mindspore.set_device before init(), as MindSpore requires
+    engines.prepare(backends, device)  # mindspore.set_device before init(), as MindSpore requires
     import mindspore
     from mindspore.communication import get_group_size, get_rank, init
 
@@ -203,11 +203,10 @@ def finish_shard(run, lm, request, record: dict[str, Any], cluster: Cluster | No
     Returns (files written, the merged record where one was written here)."""
     from harness.merge import check, merge_records
     from harness.results import _json_default, write_new, write_result
-    from harness.shard import model_fingerprint, run_key, shard_file_stem
+    from harness.shard import partial, run_key, shard_file_stem
 
     plan = run.shard
-    record["shard"] = plan.block(run.items, run.samples if request.log_samples else None)
-    record["shard"]["model_fingerprint"] = model_fingerprint(lm, record["model"])
+    partial(record, run, lm, request.log_samples)
     if cluster is not None:
         record["shard"]["launch"] = cluster.launch
         record["shard"]["device"] = cluster.device

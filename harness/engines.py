@@ -84,8 +84,17 @@ def _set_mindspore_device(device: str) -> None:
     try:
         mindspore.set_device(target)
     except Exception as exc:  # noqa: BLE001 - MindSpore raises several types here
+        if _current_target(mindspore) == target:  # selected already (under msrun, with its device id)
+            return
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise HarnessError(f"MindSpore cannot use device '{device}': {reason}") from None
+
+
+def _current_target(mindspore) -> str | None:
+    try:
+        return mindspore.get_current_device().device_target
+    except Exception:  # noqa: BLE001 - no device selected yet
+        return None
 
 
 def torch_device(engine: str, device: str) -> str:

@@ -12,14 +12,14 @@ from typing import Any
 
 import click
 
-from harness import distributed, models
+from harness import distributed, engines, models
 from harness.cache import default_cache_file
 from harness.compare.sensitivity import sensitivity_table
 from harness.errors import HarnessError
 from harness.registry import discover
 from harness.results import SCHEMA_VERSION, package_versions, write_result
 from harness.runner import RunSettings, TaskRun, evaluate, load_documents, template_names
-from harness.session import Session, terminate_as_interrupt
+from harness.session import Session
 from harness.shard import Shard
 from harness.suites import check_data_files, data_files_for
 from harness.table import build_table, render
@@ -32,10 +32,10 @@ class RunRequest:
     tasks: list[str]
     models: list[str]
     settings: RunSettings = field(default_factory=RunSettings)
-    backend: str = "mindnlp"
+    backend: str = "auto"  # auto: native for GPT-2 checkpoints, mindnlp otherwise
     device: str = "cpu"
     dtype: str = "float32"
-    batch_size: int = 8
+    batch_size: int | str = 8  # or "auto"
     output_dir: Path = Path("results")
     log_samples: bool = False
     progress: bool = True
@@ -97,7 +97,7 @@ def run(request: RunRequest, echo=click.echo) -> list[Path]:
     cache_file = (request.cache_file or default_cache_file(request.output_dir)) if request.cache else None
     session = Session(cache_file, echo, request.debug)
     try:
-        with terminate_as_interrupt():
+        with session.stop.installed():
             return _run(request, echo, session)
     except KeyboardInterrupt:
         raise session.interrupted() from None
@@ -108,7 +108,7 @@ def run(request: RunRequest, echo=click.echo) -> list[Path]:
 def _run(request: RunRequest, echo, session: Session) -> list[Path]:
     if request.settings.limit is not None and request.settings.limit < 1:
         raise HarnessError(f"--limit must be a positive number of examples, got {request.settings.limit}")
-    if request.batch_size < 1:
+    if request.batch_size != "auto" and int(request.batch_size) < 1:
         raise HarnessError(f"--batch-size must be at least 1, got {request.batch_size}")
     if request.settings.max_new_tokens is not None and request.settings.max_new_tokens < 1:
         raise HarnessError(f"--max-new-tokens must be at least 1, got {request.settings.max_new_tokens}")
@@ -124,11 +124,13 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
         request.settings, data_files=data_files_for(request.settings.data_files, task.name))), single)
     written: list[Path] = []
     records: list[dict] = []
-    cluster = distributed.join(request.backend, request.device, request.shard) if distributed.role() else None
+    backends = [models.backend_for(name, request.backend) for name in request.models]
+    engines.prepare(backends, request.device)  # mindnlp first, whatever the order of the models
+    cluster = distributed.join(backends, request.device, request.shard) if distributed.role() else None
     shard = cluster.shard if cluster else request.shard
-    for model_name in request.models:
+    for model_name, model_backend in zip(request.models, backends, strict=True):
         with distributed.replica_load(cluster):  # each msrun rank loads its own whole copy
-            lm = models.load(model_name, request.backend, request.device, request.dtype,
+            lm = models.load(model_name, model_backend, request.device, request.dtype,
                              request.batch_size)
         try:
             session.attach(lm, request.device)

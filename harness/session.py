@@ -5,7 +5,8 @@
   scored, is reported on one line; the other tasks still run and are written, and the run
   exits non-zero at the end (2 when every failure was bad input, 1 when a plugin crashed).
 * Inputs longer than the model's context are counted in each result and warned about once.
-* Ctrl-C (or SIGTERM) ends the run with one line saying what was kept and how to resume.
+* Ctrl-C (or SIGTERM) lets the batch in flight finish and be stored, then ends the run with one
+  line saying what was kept and how to resume (`StopRequest`); a second Ctrl-C stops at once.
 """
 
 from __future__ import annotations
@@ -38,23 +39,50 @@ class TaskFailed(HarnessError):
     exit_code = 1
 
 
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C while running: a batch scheduler's stop, and MindSpore, whose
-    runtime answers Ctrl-C (SIGINT) during a computation by sending the process SIGTERM."""
+class StopRequest:
+    """Ctrl-C (SIGINT) and SIGTERM: stop after the batch in flight, once it is stored.
 
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
+    Interrupting MindSpore mid-computation is unsafe: its runtime catches SIGINT itself and
+    answers by sending the process SIGTERM, and an exception raised inside one of its callbacks
+    is logged at length. So while a batch computes, the first signal only asks to stop; the
+    batch's answers are stored, then `KeyboardInterrupt` is raised from plain Python. A second
+    signal, or one outside a computation, stops at once.
+    """
 
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def __init__(self) -> None:
+        self.requested = False
+        self.depth = 0
+
+    def handle(self, signum, frame) -> None:
+        if self.requested or self.depth == 0:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    @contextlib.contextmanager
+    def computing(self) -> Iterator[None]:
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Route SIGINT and SIGTERM here for the duration (main thread only)."""
+        try:
+            previous = {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        except ValueError:  # not the main thread: leave signals alone
+            yield
+            return
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -73,6 +101,7 @@ class Session:
     computed: int = 0
     layers: list[CacheLayer] = field(default_factory=list)
     warned_truncation: bool = False
+    stop: StopRequest = field(default_factory=StopRequest)
 
     # ------------------------------------------------------------------ tasks
     def resolve_tasks(self, registry: Registry, names: Sequence[str]) -> list[Task]:
@@ -145,7 +174,7 @@ class Session:
         if found is not None and self.store is not None:
             self.store.register(*found)  # type: ignore[union-attr]
         layer = CacheLayer(lm, self.store if found else None, found[0] if found else None,
-                           echo=lambda line: self.echo(line, err=True))
+                           echo=lambda line: self.echo(line, err=True), guard=self.stop)
         self.layers.append(layer)
         return layer
 

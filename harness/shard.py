@@ -127,6 +127,13 @@ def model_fingerprint(lm: Any, model_block: dict[str, Any]) -> str:
     return sha256_json(parts)
 
 
+def partial(record: dict[str, Any], run: Any, lm: Any, log_samples: bool) -> dict[str, Any]:
+    """Turn the result record of a sharded `TaskRun` into a partial result (adds `shard`)."""
+    record["shard"] = run.shard.block(run.items, run.samples if log_samples else None)
+    record["shard"]["model_fingerprint"] = model_fingerprint(lm, record["model"])
+    return record
+
+
 def identity(record: dict[str, Any]) -> dict[str, Any]:
     """The fields every shard of one run must share, by dotted name (batch size and whether
     samples are logged may differ: they do not change any number)."""

@@ -207,13 +207,23 @@ def test_paired_tests_on_constructed_runs(tmp_path):
                     "scores": {"acc": v}} for i, v in enumerate(values)]
         metrics = {"acc": {"value": float(np.mean(values)), "stderr": 0.0, "higher_is_better": True}}
         _write_result(tmp_path, name, "lambada-like", sizes[name], metrics, samples)
+    lambada = discover().get("lambada")
+    logprobs = {"small": -6.0, "twin": -6.0, "large": -1.5}
+    for name, base in logprobs.items():
+        outcomes = [Outcome(prediction=True, references=["word"], logprob=base - (i % 7) / 10,
+                            is_greedy=name == "large" and i % 4 != 0, n_tokens=2) for i in range(40)]
+        metrics, samples = score(lambada, outcomes, [f"passage {i}" for i in range(40)])
+        _write_result(tmp_path, name, "lambada", sizes[name], metrics, samples)
     assert isinstance(registry_task, Task)
     tests = {(t.key.task, t.metric, t.larger): t for t in adjacent_tests(load_runs(tmp_path))}
-    checks = (("translation-en-fr", "bleu"), ("translation-en-fr", "chrf"), ("lambada-like", "acc"))
+    checks = (("translation-en-fr", "bleu"), ("translation-en-fr", "chrf"), ("lambada-like", "acc"),
+              ("lambada", "acc"), ("lambada", "perplexity"))
     for task, metric in checks:
         same, better = tests[(task, metric, "twin")].test, tests[(task, metric, "large")].test
         assert same.p_value > 0.5 and not same.b_better and same.delta == 0
         assert better.p_value < 0.05 and better.b_better and better.delta > 0
+    perplexity = tests[("lambada", "perplexity", "large")].test
+    assert perplexity.delta < 0 and perplexity.method.startswith("paired bootstrap")  # lower is better
     exact = tests[("lambada-like", "acc", "large")].test
     assert exact.method == "paired permutation (exact)" and exact.p_value == pytest.approx(0.5 ** 30)
     assert tests[("translation-en-fr", "bleu", "large")].test.score_b == pytest.approx(100.0)

@@ -17,9 +17,10 @@ least as large as the one observed.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -87,6 +88,28 @@ def paired_permutation(a: np.ndarray, b: np.ndarray, higher_is_better: bool = Tr
     return TestResult(method, len(a), float(a.mean()), float(b.mean()), min(1.0, p), higher_is_better)
 
 
+def _bootstrap(n: int, stat_a: Callable[[np.ndarray], float], stat_b: Callable[[np.ndarray], float],
+               method: str, higher_is_better: bool, resamples: int, seed: int) -> TestResult:
+    """Shared core: `stat_*(idx)` is a model's score on the examples `idx` (with repeats)."""
+    if n == 0:
+        raise ValueError("paired bootstrap needs at least one example")
+    sign = 1.0 if higher_is_better else -1.0
+    everything = np.arange(n)
+    full_a, full_b = stat_a(everything), stat_b(everything)
+    observed = sign * (full_b - full_a)
+    rng = np.random.default_rng(seed)
+    deltas = np.empty(resamples)
+    for r in range(resamples):
+        idx = rng.integers(0, n, size=n)
+        deltas[r] = stat_b(idx) - stat_a(idx)
+    centred = sign * deltas - np.mean(sign * deltas)
+    hits = int(np.sum(centred >= observed - 1e-9 * max(1.0, abs(observed))))
+    p = (hits + 1) / (resamples + 1)
+    ci = (float(np.percentile(deltas, 2.5)), float(np.percentile(deltas, 97.5)))
+    return TestResult(f"{method} ({resamples} resamples)", n, full_a, full_b, min(1.0, p),
+                      higher_is_better, ci)
+
+
 def paired_bootstrap(stats_a: np.ndarray, stats_b: np.ndarray, score: Callable[[np.ndarray], float],
                      higher_is_better: bool = True, resamples: int = BOOTSTRAP_RESAMPLES,
                      seed: int = SEED) -> TestResult:
@@ -94,20 +117,27 @@ def paired_bootstrap(stats_a: np.ndarray, stats_b: np.ndarray, score: Callable[[
     the metric (sufficient statistics for BLEU/chrF, or the single column of a mean / n)."""
     stats_a = np.asarray(stats_a, dtype=np.float64).reshape(len(stats_a), -1)
     stats_b = np.asarray(stats_b, dtype=np.float64).reshape(len(stats_b), -1)
-    if len(stats_a) != len(stats_b) or len(stats_a) == 0:
-        raise ValueError("paired statistics must have the same, non-zero number of examples")
+    if len(stats_a) != len(stats_b):
+        raise ValueError("paired statistics must have the same number of examples")
     n = len(stats_a)
-    sign = 1.0 if higher_is_better else -1.0
-    full_a, full_b = score(stats_a.sum(axis=0)), score(stats_b.sum(axis=0))
-    observed = sign * (full_b - full_a)
-    rng = np.random.default_rng(seed)
-    deltas = np.empty(resamples)
-    for r in range(resamples):
-        weights = np.bincount(rng.integers(0, n, size=n), minlength=n).astype(np.float64)
-        deltas[r] = score(weights @ stats_b) - score(weights @ stats_a)
-    centred = sign * deltas - np.mean(sign * deltas)
-    hits = int(np.sum(centred >= observed - 1e-9 * max(1.0, abs(observed))))
-    p = (hits + 1) / (resamples + 1)
-    ci = (float(np.percentile(deltas, 2.5)), float(np.percentile(deltas, 97.5)))
-    return TestResult(f"paired bootstrap ({resamples} resamples)", n, full_a, full_b, min(1.0, p),
-                      higher_is_better, ci)
+
+    def summed(stats: np.ndarray) -> Callable[[np.ndarray], float]:
+        return lambda idx: score(np.bincount(idx, minlength=n).astype(np.float64) @ stats)
+
+    return _bootstrap(n, summed(stats_a), summed(stats_b), "paired bootstrap", higher_is_better,
+                      resamples, seed)
+
+
+def paired_bootstrap_items(items_a: Sequence[Any], items_b: Sequence[Any],
+                           aggregate: Callable[[list], float], higher_is_better: bool = True,
+                           resamples: int = BOOTSTRAP_RESAMPLES, seed: int = SEED) -> TestResult:
+    """Paired bootstrap over a scorer's own per-example items and its `aggregate` (any metric,
+    e.g. perplexities), for metrics that are neither sums of statistics nor means."""
+    if len(items_a) != len(items_b):
+        raise ValueError("paired items must have the same number of examples")
+
+    def on(items: Sequence[Any]) -> Callable[[np.ndarray], float]:
+        return lambda idx: aggregate([items[i] for i in idx])
+
+    return _bootstrap(len(items_a), on(items_a), on(items_b), "paired bootstrap", higher_is_better,
+                      resamples, seed)

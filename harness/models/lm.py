@@ -6,6 +6,8 @@ and sampling are identical whichever engine computes the numbers.
 
 from __future__ import annotations
 
+import gc
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +25,10 @@ Progress = Callable[[int], None]
 # (context ids, continuation ids) tuples; "generate": keys are `GenerationRequest`s) and the
 # answers, so that they can be stored at once (harness.cache). Any new compute path must call it.
 BatchHook = Callable[[str, list[Any], list[Any]], None]
+AUTO_BATCH_START = 64  # --batch-size auto: the first size tried (then halved on out-of-memory)
+# Allocation failures as MindSpore, PyTorch (CPU, CUDA) and the OS word them (as harness.cache does).
+_OOM = re.compile(r"out of memory|\bOOM\b|memory not enough|not enough memory|failed to allocate|"
+                  r"can(not|'t) allocate memory|alloc\w* (device )?memory failed|malloc.*fail", re.IGNORECASE)
 
 
 @dataclass
@@ -46,16 +52,50 @@ def bucket_width(length: int, max_width: int) -> int:
     return min(max(step, -(-length // step) * step), max(max_width, length))
 
 
-def _batches(order: Sequence[int], widths: Sequence[int], size: int) -> Iterable[list[int]]:
-    """Consecutive groups of at most `size` items of `order`, never mixing widths."""
+def _batches(order: Sequence[int], widths: Sequence[int],
+             size: int | Callable[[], int]) -> Iterable[list[int]]:
+    """Consecutive groups of at most `size` items of `order`, never mixing widths.
+
+    `size` may be a callable, read at each new batch (--batch-size auto lowers it on the way)."""
     batch: list[int] = []
     for i in order:
-        if batch and (len(batch) == size or widths[batch[0]] != widths[i]):
+        limit = size() if callable(size) else size
+        if batch and (len(batch) >= limit or widths[batch[0]] != widths[i]):
             yield batch
             batch = []
         batch.append(i)
     if batch:
         yield batch
+
+
+def _pack(groups: Iterable[list[int]], size: int) -> Iterable[list[int]]:
+    """Whole groups into batches of at most `size` items (a larger group is cut into pieces)."""
+    batch: list[int] = []
+    for group in groups:
+        for piece in (group[k : k + size] for k in range(0, len(group), size)):
+            if batch and len(batch) + len(piece) > size:
+                yield batch
+                batch = []
+            batch += piece
+    if batch:
+        yield batch
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether an engine's exception means that the batch did not fit in memory."""
+    return isinstance(exc, MemoryError) or bool(_OOM.search(str(exc)))
+
+
+def _available_memory() -> int | None:
+    """Bytes of host memory available now (Linux), or None when unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def _unique(items: Sequence[T]) -> tuple[list[T], list[int]]:
@@ -73,7 +113,11 @@ class LanguageModel:
         self.name = name
         self.tokenizer = tokenizer
         self.backend = backend
-        self.batch_size = max(1, int(batch_size))
+        # --batch-size auto: the largest batch that fits, backing off on out-of-memory.
+        self.auto_batch = batch_size == "auto"
+        self.batch_size = AUTO_BATCH_START if self.auto_batch else max(1, int(batch_size))
+        # Rows that share an unscored prefix (multiple choice) run it once, if the backend can.
+        self.share_prefixes = True
         self.rolling_context = rolling_context
         self.stats = Stats()
         self.on_batch: BatchHook | None = None
@@ -116,13 +160,13 @@ class LanguageModel:
                 whole = whole[-(self.max_length + 1) :]
             rows.append(whole)
             n_targets.append(min(len(continuation), len(whole) - 1))
-        # Longest first: memory problems show at once, and padding is minimal.
-        order = sorted(range(len(rows)), key=lambda i: (-len(rows[i]), rows[i]))
         widths = [bucket_width(len(r) - 1, self.max_length) for r in rows]
         results: list[LoglikelihoodResult | None] = [None] * len(rows)
-        for batch in _batches(order, widths, self.batch_size):
-            scored = self.backend.score([rows[i] for i in batch], [n_targets[i] for i in batch],
-                                        widths[batch[0]])
+        self._fit_batch_size(max(widths, default=0))
+
+        def run(batch: list[int], shared: bool) -> None:
+            score = self.backend.score_shared if shared else self.backend.score  # type: ignore[attr-defined]
+            scored = score([rows[i] for i in batch], [n_targets[i] for i in batch], widths[batch[0]])
             self.stats.forward_calls += 1
             for i, (logprobs, greedy) in zip(batch, scored, strict=True):
                 self.stats.tokens += len(rows[i]) - 1
@@ -132,7 +176,55 @@ class LanguageModel:
                 self.on_batch("loglikelihood", [distinct[i] for i in batch], [results[i] for i in batch])
             if progress:
                 progress(sum(multiplicity[i] for i in batch))
+
+        for batch, shared in self._score_batches(rows, n_targets, widths):
+            self._run_batch(batch, lambda part, shared=shared: run(part, shared))
         return [results[k] for k in inverse]  # type: ignore[misc]
+
+    def _score_batches(self, rows: Sequence[Sequence[int]], n_targets: Sequence[int],
+                       widths: Sequence[int]) -> Iterable[tuple[list[int], bool]]:
+        """(batch, shared) pairs, widest first: memory problems show at once, padding is minimal.
+
+        Rows with the same unscored prefix `row[:len(row)-1-n]` and width (the choices of a
+        multiple-choice question) go together as `shared` batches when the backend can run
+        the prefix once and score each row from its KV cache (`score_shared`)."""
+        groups: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+        if self.share_prefixes and getattr(self.backend, "shares_prefixes", False):
+            for i, (row, n) in enumerate(zip(rows, n_targets, strict=True)):
+                if len(row) - 1 - n >= 1:
+                    groups.setdefault((widths[i], tuple(row[: len(row) - 1 - n])), []).append(i)
+        shared = {key: g for key, g in groups.items() if len(g) > 1}
+        in_shared = {i for g in shared.values() for i in g}
+        order = sorted(range(len(rows)), key=lambda i: (-len(rows[i]), rows[i]))
+        for width in sorted(set(widths), reverse=True):
+            mine = sorted((key for key in shared if key[0] == width), key=lambda k: (-len(k[1]), k[1]))
+            yield from ((b, True) for b in _pack((shared[k] for k in mine), self.batch_size))
+            plain = [i for i in order if widths[i] == width and i not in in_shared]
+            yield from ((b, False) for b in _batches(plain, widths, lambda: self.batch_size))
+
+    def _fit_batch_size(self, width: int) -> None:
+        """--batch-size auto: start no larger than half the free memory holds, where the
+        backend can estimate its memory per row (`memory_per_row(width)`)."""
+        estimate = getattr(self.backend, "memory_per_row", None)
+        free = _available_memory()
+        if not (self.auto_batch and estimate and free and width):
+            return
+        fits = max(1, int(free // 2 // max(1, estimate(width))))
+        self.batch_size = min(self.batch_size, 1 << (fits.bit_length() - 1))
+
+    def _run_batch(self, batch: list[int], run: Callable[[list[int]], None]) -> None:
+        """Run one batch; with --batch-size auto, halve the batch size on out-of-memory and retry."""
+        try:
+            run(batch)
+        except Exception as exc:
+            if not (self.auto_batch and len(batch) > 1 and is_out_of_memory(exc)):
+                raise
+            self.batch_size = max(1, len(batch) // 2)
+            self.stats.notes.append(f"--batch-size auto: out of memory with {len(batch)} rows; "
+                                    f"batch size now {self.batch_size}")
+            gc.collect()
+            for k in range(0, len(batch), self.batch_size):
+                self._run_batch(batch[k : k + self.batch_size], run)
 
     def loglikelihood_rolling(self, texts: Sequence[str],
                               progress: Progress | None = None) -> list[LoglikelihoodResult]:
@@ -165,7 +257,10 @@ class LanguageModel:
         widths = [bucket_width(len(p), self.max_length - r.max_new_tokens)
                   for p, r in zip(prompts, distinct, strict=True)]
         outputs: list[str] = [""] * len(distinct)
-        for batch in _batches(order, widths, self.batch_size):
+        self._fit_batch_size(max((w + r.max_new_tokens for w, r in zip(widths, distinct, strict=True)),
+                                 default=0))
+
+        def run(batch: list[int]) -> None:
             texts = self._generate_batch([distinct[i] for i in batch], [prompts[i] for i in batch],
                                          widths[batch[0]])
             for i, text in zip(batch, texts, strict=True):
@@ -174,6 +269,9 @@ class LanguageModel:
                 self.on_batch("generate", [distinct[i] for i in batch], texts)
             if progress:
                 progress(sum(multiplicity[i] for i in batch))
+
+        for batch in _batches(order, widths, lambda: self.batch_size):
+            self._run_batch(batch, run)
         return [outputs[k] for k in inverse]
 
     def _generation_prompt(self, request: GenerationRequest) -> list[int]:

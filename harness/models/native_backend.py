@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.models.backend import Backend
-from harness.models.native_gpt2 import FRESH, PLACE, PREFILL, SHIFT, GPT2, GPT2Config, load_state
+from harness.models.native_gpt2 import FRESH, GPT2, PLACE, PREFILL, SHIFT, GPT2Config, load_state
 
 HEAD_CHUNK = 512  # rows per output-layer call: bounds the [rows, vocab] logits in memory
 
@@ -54,18 +54,16 @@ class NativeGPT2Backend(Backend):
         return np.broadcast_to(np.tril(np.ones((width, width), dtype=bool)), (batch, width, width))
 
     def _scored(self, hidden, flat_rows: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Output layer at the given rows of hidden [N, D] only, in bucketed chunks."""
-        import mindspore as ms
-
-        lps, greedy = [], []
+        """Output layer at the given rows (flat indices) of hidden [B,T,D] only, in bucketed chunks."""
+        lps, greedy = [np.zeros(0)], [np.zeros(0, dtype=bool)]
         for start in range(0, len(flat_rows), HEAD_CHUNK):
             rows = flat_rows[start : start + HEAD_CHUNK]
             size = bucket(len(rows))
-            index = np.zeros(size, dtype=np.int32)
+            index = np.zeros(size, dtype=np.int64)
             index[: len(rows)] = rows
             tgt = np.zeros(size, dtype=np.int64)
             tgt[: len(rows)] = targets[start : start + HEAD_CHUNK]
-            lp, gr = self.model.score(hidden[ms.Tensor(index)], tgt)
+            lp, gr = self.model.score(hidden, index, tgt)
             lps.append(lp[: len(rows)])
             greedy.append(gr[: len(rows)])
         return np.concatenate(lps).astype(np.float64), np.concatenate(greedy).astype(bool)
@@ -86,7 +84,6 @@ class NativeGPT2Backend(Backend):
             ids[i, : len(row) - 1] = row[:-1]  # right padding: causal attention never sees it
         pos = np.broadcast_to(np.arange(width), (batch, width))
         hidden, _ = self.model.forward(ids, pos, self._causal(batch, width), FRESH)
-        hidden = hidden.reshape(batch * width, -1)
         flat, targets = [], []
         for i, (row, n) in enumerate(zip(rows, n_targets, strict=True)):
             start = len(row) - 1 - n
@@ -110,9 +107,6 @@ class NativeGPT2Backend(Backend):
         positions in a cache of the same width, so every attention sum has the same terms
         in the same order as in `score` and the numbers are bit-identical.
         """
-        import mindspore as ms
-        from mindspore import ops
-
         prefixes: dict[tuple[int, ...], int] = {}
         owner, starts = [], []
         for row, n in zip(rows, n_targets, strict=True):
@@ -144,10 +138,8 @@ class NativeGPT2Backend(Backend):
             who[r] = owner[r]
             flat += range(r * steps, r * steps + n)
             targets += row[start + 1 : start + 1 + n]
-        index = ms.Tensor(who)
-        rows_cache = [(ops.gather(k, index, 0), ops.gather(v, index, 0)) for k, v in cache]
-        hidden, _ = self.model.forward(ids, pos, allowed, PLACE, rows_cache, place)
-        lp, gr = self._scored(hidden.reshape(n_rows * steps, -1), np.asarray(flat), np.asarray(targets))
+        hidden, _ = self.model.forward(ids, pos, allowed, PLACE, self.model.take(cache, who), place)
+        lp, gr = self._scored(hidden, np.asarray(flat), np.asarray(targets))
         return self._split(lp, gr, n_targets)
 
     # ---------------------------------------------------------------- generation
@@ -165,7 +157,7 @@ class NativeGPT2Backend(Backend):
         hidden, cache = self.model.forward(ids, pos, allowed, PREFILL, self.model.empty_cache(batch, free))
         state = {"cache": cache, "valid": valid, "next_pos": valid.sum(axis=1), "free": free,
                  "n": len(prompts)}
-        return state, self.model.logits(hidden[:, -1])[: len(prompts)]
+        return state, self.model.logits(hidden, np.arange(batch) * width + width - 1)[: len(prompts)]
 
     def decode(self, state: dict, tokens: np.ndarray) -> np.ndarray:
         if state["free"] == 0:
@@ -177,9 +169,22 @@ class NativeGPT2Backend(Backend):
         pos = np.minimum(state["next_pos"], self.max_length - 1)[:, None]
         hidden, state["cache"] = self.model.forward(ids, pos, valid[:, None, :], SHIFT, state["cache"])
         state.update(valid=valid, next_pos=state["next_pos"] + 1, free=state["free"] - 1)
-        return self.model.logits(hidden[:, 0])[: state["n"]]
+        return self.model.logits(hidden, np.arange(batch))[: state["n"]]
 
     # ---------------------------------------------------------------- the rest
+    def memory_per_row(self, width: int) -> int | None:
+        """Rough peak bytes one row of `width` tokens adds on CPU (for --batch-size auto)."""
+        import mindspore as ms
+
+        if ms.get_context("device_target") != "CPU":
+            return None
+        c = self.config
+        size = 2 if self.dtype != "float32" else 4
+        attention = 4 * c.n_head * width * width * 4  # scores, mask, softmax (float32)
+        activations = 16 * width * c.n_embd * size
+        cache = 2 * c.n_layer * width * c.n_embd * size
+        return attention + activations + cache
+
     def logits(self, tokens: Sequence[int]) -> np.ndarray:
         """Full next-token logits [T, V] for one unpadded sequence (for parity checks)."""
         from harness.models.lm import bucket_width
@@ -189,7 +194,7 @@ class NativeGPT2Backend(Backend):
         ids[0, : len(tokens)] = tokens
         pos = np.broadcast_to(np.arange(width), (2, width))
         hidden, _ = self.model.forward(ids, pos, self._causal(2, width), FRESH)
-        return self.model.logits(hidden[0])[: len(tokens)]
+        return self.model.logits(hidden, np.arange(max(2, len(tokens))))[: len(tokens)]
 
     def num_parameters(self) -> int:
         return self.model.num_parameters()

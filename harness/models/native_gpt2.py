@@ -113,14 +113,20 @@ def _final(h, w, b, eps):
 
 
 @ms.jit
-def _logits(h, w_out):
-    return _matmul(h, w_out).astype(ms.float32)
+def _take(x, index):
+    return ops.gather(x, index, 0)
 
 
 @ms.jit
-def _score(h, w_out, targets):
-    """log P(target) and whether target is the argmax, for each row of h [M,D]."""
-    logits = _matmul(h, w_out).astype(ms.float32)
+def _logits(h, index, w_out):
+    """Logits at rows `index` of h [B,T,D] seen as [B*T, D]."""
+    return _matmul(ops.gather(h.reshape(-1, h.shape[-1]), index, 0), w_out).astype(ms.float32)
+
+
+@ms.jit
+def _score(h, index, w_out, targets):
+    """log P(target) and whether target is the argmax, at rows `index` of h [B,T,D] seen as [B*T, D]."""
+    logits = _matmul(ops.gather(h.reshape(-1, h.shape[-1]), index, 0), w_out).astype(ms.float32)
     logprobs = ops.log_softmax(logits, -1)
     picked = ops.gather_elements(logprobs, 1, targets[:, None])[:, 0]
     return picked, _argmax(logits) == targets
@@ -199,15 +205,24 @@ class GPT2:
     def empty_cache(self, batch: int, slots: int) -> list[tuple[Tensor, Tensor]]:
         c = self.config
         hd = c.n_embd // c.n_head
-        k = mint.zeros((batch, c.n_head, hd, slots), dtype=self.dtype)
-        v = mint.zeros((batch, c.n_head, slots, hd), dtype=self.dtype)
+        k = Tensor(np.zeros((batch, c.n_head, hd, slots), dtype=np.float32), self.dtype)
+        v = Tensor(np.zeros((batch, c.n_head, slots, hd), dtype=np.float32), self.dtype)
         return [(k, v)] * c.n_layer
 
-    def logits(self, hidden: Tensor) -> np.ndarray:
-        """Output layer for rows [M,D] (M >= 2); float32 [M,V]."""
-        return _logits(hidden, self.w_out).asnumpy()
+    @staticmethod
+    def take(cache: list[tuple[Tensor, Tensor]], rows: np.ndarray) -> list[tuple[Tensor, Tensor]]:
+        """The cache of the given batch rows (a copy)."""
+        index = Tensor(np.asarray(rows, dtype=np.int32))
+        return [(_take(k, index), _take(v, index)) for k, v in cache]
 
-    def score(self, hidden: Tensor, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Output layer + log-softmax for rows [M,D] (M >= 2): log P(target), target==argmax."""
-        picked, greedy = _score(hidden, self.w_out, Tensor(targets, ms.int32))
+    # Output layer. Tensor methods are avoided outside compiled code: mindnlp, when loaded in
+    # the same process, replaces MindSpore's Tensor indexing with its own.
+    def logits(self, hidden: Tensor, rows: np.ndarray) -> np.ndarray:
+        """float32 logits [M,V] at rows (flat indices into [B*T]) of hidden [B,T,D]; M >= 2."""
+        return _logits(hidden, Tensor(np.asarray(rows, dtype=np.int32)), self.w_out).asnumpy()
+
+    def score(self, hidden: Tensor, rows: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """log P(target) and target == argmax at rows (flat indices) of hidden [B,T,D]; M >= 2."""
+        picked, greedy = _score(hidden, Tensor(np.asarray(rows, dtype=np.int32)), self.w_out,
+                                Tensor(np.asarray(targets, dtype=np.int32)))
         return picked.asnumpy(), greedy.asnumpy()

@@ -1,0 +1,181 @@
+"""The native MindSpore GPT-2 engine: PyTorch parity, agreement with the mindnlp path, and
+numbers that do not depend on batching, shared-prefix reuse or the reduced output layer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness import models
+from harness.errors import HarnessError
+from harness.models.lm import LanguageModel
+from harness.requests import GenerationRequest, LoglikelihoodRequest
+
+PROMPTS = ["The cat sat on the", "Hello", "A much longer context, with punctuation; and more words here",
+           "Paris is the capital of", "x", "Il fait beau aujourd'hui.", "1 2 3 4 5 6 7 8 9", "Short"]
+
+
+@pytest.fixture(scope="module")
+def native_lm(tiny_lm):
+    """`tiny` on the native engine; mindnlp (tiny_lm) is loaded first, as one process needs."""
+    return models.load("tiny", backend="native", batch_size=8)
+
+
+def _questions() -> list[LoglikelihoodRequest]:
+    """Multiple-choice-like requests: several continuations per context, plus loose ones."""
+    choices = [" mat", " dog and a cat", "!", " 10 11 12", " Oui, oui."]
+    requests = [LoglikelihoodRequest(c, t) for c in PROMPTS[:6] for t in choices]
+    return requests + [LoglikelihoodRequest("", "Start"), LoglikelihoodRequest("Lonely context", " here")]
+
+
+def test_logits_match_transformers_on_pytorch(native_lm, tmp_path):
+    ids = native_lm.encode("Parity between MindSpore and PyTorch, checked on real numbers.")
+    ours = native_lm.backend.logits(ids)
+    out = tmp_path / "ref.npy"
+    script = Path(__file__).with_name("torch_reference.py")
+    subprocess.run([sys.executable, str(script), native_lm.spec.source, json.dumps(ids), str(out)],
+                   check=True, timeout=300)
+    reference = np.load(out)
+    assert reference.shape == ours.shape == (len(ids), native_lm.backend.vocab_size)
+    assert np.abs(reference - ours).max() < 1e-4
+    assert np.abs(reference).max() > 1.0  # a real, non-degenerate comparison
+
+
+def test_greedy_generations_identical_to_mindnlp_and_across_batch_sizes(native_lm, tiny_lm):
+    reqs = [GenerationRequest(p, ("\n",), max_new_tokens=5 + i % 4) for i, p in enumerate(PROMPTS)]
+    tiny_lm.batch_size = 8
+    reference = tiny_lm.generate(reqs)
+    outputs = {}
+    for size in (1, 3, 8):
+        native_lm.batch_size = size
+        outputs[size] = native_lm.generate(reqs)
+    assert outputs[1] == outputs[3] == outputs[8] == reference
+    assert len(set(reference)) > 1 and all(reference)
+
+
+def test_decode_steps_match_mindnlp(native_lm, tiny_lm):
+    """Prefill + static-cache decode give the same next-token logits as the mindnlp path."""
+    prompts = [native_lm.encode(p) for p in PROMPTS[:3]]
+    forced = [[5, 70, 101], [33, 33, 9], [120, 4, 250]]  # the same tokens fed to both engines
+    steps = []
+    for backend in (native_lm.backend, tiny_lm.backend):
+        state, logits = backend.prefill(prompts, 4, 64)
+        seen = [logits]
+        for t in range(3):
+            seen.append(backend.decode(state, np.array([f[t] for f in forced])))
+        steps.append(np.stack(seen))
+    assert steps[0].shape == steps[1].shape == (4, 3, native_lm.backend.vocab_size)
+    assert np.abs(steps[0] - steps[1]).max() < 1e-4
+
+
+def _loglikelihoods(lm: LanguageModel, requests, batch_size: int, share: bool, reduced: bool):
+    lm.batch_size, lm.share_prefixes, lm.backend.reduced_head = batch_size, share, reduced
+    try:
+        return [(r.logprob, r.is_greedy, r.n_tokens) for r in lm.loglikelihood(requests)]
+    finally:
+        lm.share_prefixes, lm.backend.reduced_head = True, True
+
+
+def test_loglikelihoods_bit_identical_with_and_without_shared_prefix_and_reduced_head(native_lm, monkeypatch):
+    requests = _questions()
+    shared_rows = []
+    real = native_lm.backend.score_shared
+
+    def counting(rows, n_targets, width):
+        shared_rows.extend(rows)
+        return real(rows, n_targets, width)
+
+    monkeypatch.setattr(native_lm.backend, "score_shared", counting)
+    results = {(b, s, r): _loglikelihoods(native_lm, requests, b, s, r)
+               for b in (1, 8) for s in (True, False) for r in (True, False)}
+    baseline = results[(8, False, False)]  # plain: every position through the output layer
+    for key, got in results.items():
+        assert got == baseline, key  # exact float equality, not a tolerance
+    assert len(shared_rows) >= 2 * 6 * 5  # the shared-prefix path really ran (both batch sizes)
+    assert all(lp < 0 for lp, _, _ in baseline) and len({lp for lp, _, _ in baseline}) > 20
+
+
+def test_loglikelihoods_agree_with_mindnlp(native_lm, tiny_lm):
+    requests = _questions()
+    tiny_lm.batch_size = native_lm.batch_size = 8
+    ours = native_lm.loglikelihood(requests)
+    theirs = tiny_lm.loglikelihood(requests)
+    assert max(abs(a.logprob - b.logprob) for a, b in zip(ours, theirs, strict=True)) < 1e-4
+    assert [a.is_greedy for a in ours] == [b.is_greedy for b in theirs]
+
+
+def test_batch_padding_rows_do_not_change_a_row(native_lm):
+    backend = native_lm.backend
+    rows = [native_lm.encode(p + " and so on")[-30:] for p in PROMPTS[:5]]
+    n = [3] * 5
+    together = backend.score(rows, n, 32)  # 5 rows, padded to 8
+    for i, row in enumerate(rows):  # 1 row, padded to 2
+        alone = backend.score([row], [3], 32)[0]
+        assert np.array_equal(alone[0], together[i][0]) and np.array_equal(alone[1], together[i][1])
+
+
+def test_batch_size_auto_backs_off_on_out_of_memory(native_lm, monkeypatch):
+    requests = _questions()
+    expected = _loglikelihoods(native_lm, requests, 8, True, True)
+    auto = LanguageModel("tiny", native_lm.tokenizer, native_lm.backend, batch_size="auto")
+    assert auto.auto_batch and auto.batch_size > 8
+    real_score, real_shared = native_lm.backend.score, native_lm.backend.score_shared
+
+    def limited(real):
+        def call(rows, n_targets, width):
+            if len(rows) > 4:  # an engine that runs out of memory above 4 rows
+                raise RuntimeError("Allocate memory failed: out of memory")
+            return real(rows, n_targets, width)
+        return call
+
+    monkeypatch.setattr(native_lm.backend, "score", limited(real_score))
+    monkeypatch.setattr(native_lm.backend, "score_shared", limited(real_shared))
+    got = [(r.logprob, r.is_greedy, r.n_tokens) for r in auto.loglikelihood(requests)]
+    assert got == expected
+    assert auto.batch_size <= 4 and any("out of memory" in note for note in auto.stats.notes)
+    fixed = LanguageModel("tiny", native_lm.tokenizer, native_lm.backend, batch_size=8)
+    with pytest.raises(RuntimeError, match="out of memory"):  # without auto the error stands
+        fixed.loglikelihood(requests)
+
+
+def test_auto_backend_is_native_for_gpt2_only(native_lm, tmp_path):
+    assert models.backend_for("tiny") == "native"
+    assert native_lm.backend.name == "native"
+    other = tmp_path / "llama"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"model_type": "llama"}), encoding="utf-8")
+    assert models.backend_for(str(other)) == "mindnlp"
+    assert models.backend_for(str(other), "torch") == "torch"
+    with pytest.raises(HarnessError, match="GPT-2 checkpoints only"):
+        models.load(str(other), backend="native")
+
+
+def test_hub_id_offline_is_one_clear_error(tiny_lm):
+    with pytest.raises(HarnessError, match="offline"):
+        models.load("no-such-user/no-such-gpt2", backend="native")
+
+
+def test_pytorch_bin_checkpoint_without_prefix_loads_the_same(native_lm, tmp_path):
+    """Original GPT-2 .bin checkpoints name weights without `transformer.` and carry mask buffers."""
+    from harness.models.native_gpt2 import load_state
+
+    folder = Path(native_lm.spec.source)
+    out = tmp_path / "bin"
+    out.mkdir()
+    for name in ("config.json", "vocab.json", "merges.txt", "tokenizer_config.json"):
+        (out / name).write_bytes((folder / name).read_bytes())
+    script = ("import sys, torch; from safetensors.torch import load_file; "
+              "s = {k.removeprefix('transformer.'): v for k, v in load_file(sys.argv[1]).items()}; "
+              "s['h.0.attn.bias'] = torch.tril(torch.ones(1, 1, 8, 8)); torch.save(s, sys.argv[2])")
+    subprocess.run([sys.executable, "-c", script, str(folder / "model.safetensors"),
+                    str(out / "pytorch_model.bin")], check=True, timeout=300)
+    a, b = load_state(folder), load_state(out)
+    assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    lm = models.load(str(out), backend="native")
+    ids = native_lm.encode("same numbers")
+    assert np.array_equal(lm.backend.logits(ids), native_lm.backend.logits(ids))

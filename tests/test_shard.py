@@ -1,0 +1,254 @@
+"""Scale-out: `--shard I/N` + `harness merge`, and msrun with two CPU workers, give exactly the
+single-process result (corpus BLEU/chrF and bootstrap standard errors included)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.merge import check, merge_records
+from harness.pipeline import RunRequest, result_record, run
+from harness.registry import discover
+from harness.requests import LoglikelihoodRequest
+from harness.runner import RunSettings, evaluate
+from harness.scorers import Accuracy, AccuracyNorm
+from harness.shard import Shard, parse_shard, partial, select, split
+from harness.task import LocalFormat, MultipleChoice, Task
+from tests.conftest import LAMBADA, REPO, harness_cli, require
+
+N_EXAMPLES = 6
+MAX_NEW = 6
+TASK = "translation-en-fr"
+
+
+def quiet(*args, **kwargs) -> None:
+    pass
+
+
+def samples_of(result: Path) -> list[dict]:
+    lines = result.with_name(result.stem + ".samples.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+# ---------------------------------------------------------------- the split
+def test_parse_shard_accepts_i_of_n_and_refuses_the_rest():
+    assert parse_shard("0/2") == Shard(0, 2)
+    assert parse_shard(" 3 / 4 ") == Shard(3, 4)
+    for bad in ("2/2", "-1/2", "1/0", "1", "a/b", "1/2/3", ""):
+        with pytest.raises(HarnessError, match="--shard must be I/N"):
+            parse_shard(bad)
+
+
+def test_split_balances_tokens_not_counts_and_is_deterministic():
+    weights = [90, 10, 10, 10, 10, 10, 10, 10, 10, 10]  # one long example, nine short ones
+    parts = split(weights, 2)
+    assert parts == split(list(weights), 2)
+    assert parts == [[0], [1, 2, 3, 4, 5, 6, 7, 8, 9]]  # 90 tokens each side
+    assert sorted(i for p in parts for i in p) == list(range(len(weights)))
+    counts_only = [list(range(0, 5)), list(range(5, 10))]
+    loads = lambda ps: [sum(weights[i] for i in p) for p in ps]  # noqa: E731
+    assert max(loads(parts)) - min(loads(parts)) < max(loads(counts_only)) - min(loads(counts_only))
+    assert split([5, 5], 3) == [[0], [1], []]  # more shards than examples: some are empty
+
+
+def test_select_keeps_every_request_of_an_example_in_one_shard(tiny_lm):
+    docs = [{"n": i} for i in range(7)]
+    requests, owners = [], []
+    for i in range(7):  # multiple-choice-like: several requests per example, varied lengths
+        for c in range(1 + i % 3):
+            requests.append(LoglikelihoodRequest("word " * (1 + 5 * i), f" choice {c}"))
+            owners.append(i)
+    encode = tiny_lm.encode
+    seen: list[int] = []
+    for index in range(3):
+        plan, reqs, own = select(encode, docs, requests, owners, Shard(index, 3))
+        again = select(encode, docs, requests, owners, Shard(index, 3))[0]
+        assert again.examples == plan.examples and again.assignment_sha256 == plan.assignment_sha256
+        expected = [r for r, o in zip(requests, owners, strict=True) if o in plan.examples]
+        assert reqs == expected  # all of an example's requests, in their order, and nothing else
+        assert [plan.examples[k] for k in own] == [o for o in owners if o in plan.examples]
+        seen += plan.examples
+    assert sorted(seen) == list(range(7))
+
+
+# ---------------------------------------------------------------- translation: shards + merge
+@pytest.fixture(scope="module")
+def wmt_data(tmp_path_factory, wmt14_dir, tiny_lm) -> Path:
+    """Six WMT14 sentences. Every other reference starts with the tiny model's own output, so
+    BLEU and chrF are far from 0 and differ between examples (the random model alone scores 0)."""
+    root = tmp_path_factory.mktemp("wmt")
+    en = (wmt14_dir / "newstest2014.en-fr.en").read_text(encoding="utf-8").splitlines()[:N_EXAMPLES]
+    fr = (wmt14_dir / "newstest2014.en-fr.fr").read_text(encoding="utf-8").splitlines()[:N_EXAMPLES]
+    first = root / "first"
+    first.mkdir()
+    (first / "news.en").write_text("\n".join(en) + "\n", encoding="utf-8")
+    (first / "news.fr").write_text("\n".join(fr) + "\n", encoding="utf-8")
+    task = discover().get(TASK)
+    outputs = evaluate(tiny_lm, task, RunSettings(data_files=str(first), max_new_tokens=MAX_NEW)).samples
+    refs = [f"{s['prediction']} {ref}" if i % 2 == 0 else ref
+            for i, (s, ref) in enumerate(zip(outputs, fr, strict=True))]
+    data = root / "data"
+    data.mkdir()
+    (data / "news.en").write_text("\n".join(en) + "\n", encoding="utf-8")
+    (data / "news.fr").write_text("\n".join(refs) + "\n", encoding="utf-8")
+    return data
+
+
+def _request(data: Path, out: Path, shard: Shard | None = None, **settings) -> RunRequest:
+    return RunRequest(tasks=[TASK], models=["tiny"], backend="mindnlp", output_dir=out, log_samples=True,
+                      progress=False, cache=False, shard=shard,
+                      settings=RunSettings(data_files=str(data), max_new_tokens=MAX_NEW, **settings))
+
+
+@pytest.fixture(scope="module")
+def runs(wmt_data, tmp_path_factory, tiny_lm) -> dict:
+    """The single-process result and the two partial results of the same run."""
+    out = tmp_path_factory.mktemp("runs")
+    (single,) = run(_request(wmt_data, out / "single"), echo=quiet)
+    parts = [run(_request(wmt_data, out / "sharded", Shard(i, 2)), echo=quiet)[0] for i in range(2)]
+    return {"single": single, "parts": parts, "out": out}
+
+
+def test_single_run_has_nontrivial_corpus_metrics(runs):
+    metrics = json.loads(runs["single"].read_text())["metrics"]
+    for name in ("bleu", "chrf"):
+        assert metrics[name]["value"] > 1.0 and metrics[name]["stderr"] > 0.0
+
+
+def test_two_shards_merged_equal_the_single_process_run(runs):
+    folder = runs["parts"][0].parent
+    assert runs["parts"][1].parent == folder and folder.parent.name == "shards"
+    assert sorted(p.name for p in runs["parts"]) == ["shard-0-of-2.json", "shard-1-of-2.json"]
+    parts = [json.loads(p.read_text()) for p in runs["parts"]]
+    assert sorted(parts[0]["shard"]["examples"] + parts[1]["shard"]["examples"]) == list(range(N_EXAMPLES))
+    assert all(0 < len(p["shard"]["examples"]) < N_EXAMPLES for p in parts)
+
+    done = harness_cli("merge", str(folder))  # the installed command, in a fresh process
+    assert done.returncode == 0, done.stderr
+    merged_path = Path(done.stderr.strip().splitlines()[-1].split()[1])
+    assert merged_path.parent == folder
+    merged, single = json.loads(merged_path.read_text()), json.loads(runs["single"].read_text())
+    assert merged["metrics"] == single["metrics"]  # exact: BLEU, chrF, signatures, stderr
+    assert merged["n_examples"] == single["n_examples"] == N_EXAMPLES
+    assert merged["truncated_inputs"] == single["truncated_inputs"]
+    assert (merged["task"], merged["model"]) == (single["task"], single["model"])
+    assert "shard" not in merged and merged["merged_from"]["count"] == 2
+    assert samples_of(merged_path) == samples_of(runs["single"])  # every prediction and score
+    # `harness table` shows the merged result, never a partial one
+    table = harness_cli("table", str(runs["out"] / "sharded"))
+    assert table.returncode == 0 and len([ln for ln in table.stdout.splitlines() if "bleu" in ln]) == 1
+
+
+def _merge_in_process(folder: Path, capsys) -> tuple[int, str]:
+    code = main(["merge", str(folder)])
+    return code, capsys.readouterr().err.strip()
+
+
+def test_merge_refuses_a_missing_shard(runs, tmp_path, capsys):
+    shutil.copy(runs["parts"][0], tmp_path)
+    code, err = _merge_in_process(tmp_path, capsys)
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "missing shard(s) 1 of 2" in err and "--shard 1/2" in err
+
+
+def test_merge_refuses_a_duplicate_shard(runs, tmp_path, capsys):
+    for part in runs["parts"]:
+        shutil.copy(part, tmp_path)
+    shutil.copy(runs["parts"][0], tmp_path / "shard-0-of-2-1.json")  # e.g. a rerun of shard 0
+    code, err = _merge_in_process(tmp_path, capsys)
+    assert code == 2 and len(err.splitlines()) == 1 and "duplicate shard 0/2" in err
+
+
+def test_merge_refuses_shards_of_another_configuration(runs, wmt_data, tmp_path, capsys):
+    (other,) = run(_request(wmt_data, tmp_path / "other", Shard(1, 2), seed=7), echo=quiet)
+    assert other.parent != runs["parts"][1].parent  # another configuration: another folder
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copy(runs["parts"][0], mixed)
+    shutil.copy(other, mixed)
+    code, err = _merge_in_process(mixed, capsys)
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "shards of different runs" in err and "config.seed is 1234" in err and "but 7" in err
+
+
+def test_merge_refuses_a_folder_without_shards(tmp_path, capsys):
+    code, err = _merge_in_process(tmp_path, capsys)
+    assert code == 2 and "no shard results" in err
+
+
+def test_run_refuses_a_bad_shard_option():
+    done = harness_cli("run", "--model", "tiny", "--shard", "2/2")
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "error: --shard must be I/N with 0 <= I < N (e.g. 0/4 ... 3/4), got '2/2'"]
+
+
+# ---------------------------------------------------------------- a log-likelihood task
+def test_multiple_choice_shards_merge_exactly(tiny_lm, tmp_path):
+    """Several log-likelihood requests per example; three shards, one merge."""
+    rows = [json.loads(line) for line in require(LAMBADA).read_text(encoding="utf-8").splitlines()[:7]]
+    data = tmp_path / "choices.jsonl"
+    with data.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            words = row["text"].split()
+            context, last = " ".join(words[-40:-1]), words[-1]
+            choices = [last, words[-3], words[-6] + " " + words[-5]]
+            handle.write(json.dumps({"context": context, "choices": choices, "gold": 0}) + "\n")
+    (tmp_path / "plain.jinja").write_text("{{ context }}", encoding="utf-8")
+    task = Task(name="test-choice", description="last word among three", adapter=MultipleChoice(),
+                scorers=(Accuracy, AccuracyNorm), templates={"plain": "plain.jinja"},
+                prompt_dir=tmp_path, local=LocalFormat())
+    settings = RunSettings(data_files=str(data))
+    request = RunRequest(tasks=[task.name], models=["tiny"], backend="mindnlp", settings=settings,
+                         log_samples=True)
+    single = evaluate(tiny_lm, task, settings)
+    records = []
+    for index in range(3):
+        part = evaluate(tiny_lm, task, settings, shard=Shard(index, 3))
+        records.append(partial(result_record(part, tiny_lm, request), part, tiny_lm, True))
+    checked = check([(f"shard {r['shard']['index']}", r) for r in reversed(records)], "test")
+    merged, samples = merge_records(checked, task)
+    assert merged["metrics"] == single.metrics and merged["n_examples"] == 7
+    assert samples == single.samples  # the choices' log-likelihoods, exactly
+
+
+# ---------------------------------------------------------------- msrun, two CPU workers
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_msrun_two_cpu_workers_write_the_single_process_result(runs, wmt_data, tmp_path):
+    """MindSpore's launcher: a scheduler and two workers (ranks 0 and 1 on CPU:0 and CPU:1);
+    rank 0 gathers the other partial through MindSpore's store and writes the merged result."""
+    out, logs = tmp_path / "out", tmp_path / "logs"
+    venv_bin = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": venv_bin + os.pathsep + os.environ.get("PATH", "")}
+    command = [
+        str(Path(venv_bin) / "msrun"), "--worker_num=2", "--local_worker_num=2",
+        f"--master_port={_free_port()}", f"--log_dir={logs}", "--join=True", "--cluster_time_out=300",
+        "python", "-m", "harness", "run", "--model", "tiny", "--backend", "mindnlp", "--task", TASK,
+        "--data-files", str(wmt_data),
+        "--max-new-tokens", str(MAX_NEW), "--output-dir", str(out), "--log-samples", "--no-progress",
+        "--no-cache",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=500)
+    worker_logs = "".join(p.read_text(errors="replace")[-3000:] for p in sorted(logs.glob("*.log")))
+    assert done.returncode == 0, worker_logs
+    (final,) = (out / "tiny" / TASK).glob("*.json")
+    merged, single = json.loads(final.read_text()), json.loads(runs["single"].read_text())
+    assert merged["metrics"] == single["metrics"] and merged["n_examples"] == N_EXAMPLES
+    assert samples_of(final) == samples_of(runs["single"])
+    parts = sorted((out / "tiny" / TASK / "shards").glob("msrun-*/shard-*.json"))
+    shards = [json.loads(p.read_text())["shard"] for p in parts]
+    assert [(s["index"], s["count"], s["device"]) for s in shards] == [(0, 2, "CPU:0"), (1, 2, "CPU:1")]
+    assert shards[0]["launch"] == shards[1]["launch"] == parts[0].parent.name
