@@ -21,7 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: the engine's default)")
     args = parser.parse_args(argv)
+    if args.threads:
+        set_threads(args.backend, args.threads)
 
     from harness.errors import HarnessError
     from harness.models import load
@@ -51,6 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(report, f)
     return 0
+
+
+def set_threads(backend: str, n: int) -> None:
+    """Limit the engine's CPU thread pool (torch reads OMP_NUM_THREADS, set by the driver)."""
+    if backend in ("native", "mindnlp"):
+        import mindspore
+
+        mindspore.device_context.cpu.op_tuning.threads_num(n)
 
 
 if __name__ == "__main__":

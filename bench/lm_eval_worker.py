@@ -22,7 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     import lm_eval
     from lm_eval.api.instance import Instance

@@ -51,6 +51,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="GPT-2 tokenizer folder for gpt2-small-random")
     p.add_argument("--lm-eval-python", default=sys.executable,
                    help="Python that has lm-eval installed (default: this one; pip install -e .[bench])")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for every system (default 0: each engine's own default)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per system and workload")
     p.add_argument("--json", type=Path, help="also write the full report (all raw answers) to this file")
     return p.parse_args(argv)
@@ -88,13 +90,15 @@ def run_system(system: str, model: str, requests: Path, args: argparse.Namespace
     """Run one system on one workload in a fresh process; its report, or {'error': …}."""
     out = tmp / f"{system}-{requests.stem}.json"
     common = ["--model", model, "--requests", str(requests), "--out", str(out),
-              "--batch-size", str(args.batch_size)]
+              "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
     if system == "lm-eval":
         cmd = [args.lm_eval_python, str(REPO / "bench" / "lm_eval_worker.py"), *common]
     else:
         cmd = [sys.executable, "-m", "bench.harness_worker", "--backend", system, *common]
     env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
            "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(REPO)}
+    if args.threads:
+        env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=args.timeout)
@@ -142,7 +146,7 @@ def agreement(work: workloads.Workload, results: list, reference: list) -> str:
 
 # ------------------------------------------------------------------ report
 def _fmt(metrics: dict[str, float]) -> str:
-    return " ".join(f"{k}={v:.2f}" for k, v in metrics.items())
+    return " ".join(f"{k}={v:.4g}" if k == "perplexity" else f"{k}={v:.2f}" for k, v in metrics.items())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -160,8 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     order = [s for s in ALL_SYSTEMS if s in systems]
-    print(f"model {model}; batch size {args.batch_size}; systems {', '.join(order)}", flush=True)
-    report: dict = {"model": model, "batch_size": args.batch_size, "workloads": {}}
+    threads = args.threads or "engine default"
+    print(f"model {model}; batch size {args.batch_size}; threads {threads}; systems {', '.join(order)}",
+          flush=True)
+    report: dict = {"model": model, "batch_size": args.batch_size, "threads": args.threads, "workloads": {}}
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp_name:
         tmp = Path(tmp_name)
         for kind, work in works.items():
@@ -205,9 +211,16 @@ def _compare(work: workloads.Workload, runs: dict) -> None:
     for system, run in runs.items():
         if system == "lm-eval" or "results" not in run:
             continue
-        deltas = " ".join(f"Δ{k}={run['scores'][k] - ref['scores'][k]:+.2f}" for k in run["scores"])
+        deltas = " ".join(_delta(k, run["scores"][k], ref["scores"][k]) for k in run["scores"])
         print(f"  {system:8s} vs lm-eval: {run['examples_per_s'] / ref['examples_per_s']:.2f}x  {deltas}  "
               f"({agreement(work, run['results'], ref['results'])})", flush=True)
+
+
+def _delta(metric: str, value: float, reference: float) -> str:
+    """Points for percentages and BLEU/chrF; relative for perplexity (random weights make it huge)."""
+    if metric == "perplexity":
+        return f"Δ{metric}={100 * (value - reference) / reference:+.4f}%"
+    return f"Δ{metric}={value - reference:+.2f}"
 
 
 def _write_json(path: Path, report: dict) -> None:

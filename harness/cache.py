@@ -27,7 +27,6 @@ import gc
 import hashlib
 import json
 import os
-import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import Any
 from harness import __version__
 from harness.errors import HarnessError
 from harness.fingerprint import checkpoint_folder, folder_digest
-from harness.models.lm import LanguageModel
+from harness.models.lm import LanguageModel, is_out_of_memory
 from harness.requests import GenerationRequest, LoglikelihoodResult
 
 CACHE_VERSION = 1  # bump when a change to the compute path changes any number
@@ -47,19 +46,12 @@ CREATE TABLE IF NOT EXISTS responses (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS namespaces (ns TEXT PRIMARY KEY, description TEXT NOT NULL);
 """
-_OOM = re.compile(r"out of memory|\bOOM\b|memory not enough|not enough memory|"
-                  r"failed to allocate|alloc\w* (device )?memory failed|malloc.*fail", re.IGNORECASE)
 
 
 def default_cache_file(output_dir: Path) -> Path:
     """`$HARNESS_RESPONSE_CACHE` if set, else `<output_dir>/.cache/responses.sqlite`."""
     env = os.environ.get(ENV_FILE)
     return Path(env).expanduser() if env else Path(output_dir) / ".cache" / "responses.sqlite"
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether `exc` is a device or host allocation failure (MemoryError, CUDA/MindSpore OOM)."""
-    return isinstance(exc, MemoryError) or bool(_OOM.search(str(exc)))
 
 
 class ResponseStore:

@@ -128,26 +128,36 @@ def tasks_command() -> None:
 
 
 @cli.command("merge")
-@click.argument("folder", type=click.Path(path_type=Path))
+@click.argument("folders", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--output-dir", type=click.Path(path_type=Path), default=None,
               help="Write OUTPUT_DIR/<model>/<task>/<time>.json (default: into FOLDER, beside the shards).")
-def merge_command(folder: Path, output_dir: Path | None) -> None:
-    """Combine the partial results of `harness run --shard I/N` in FOLDER into one result."""
-    from harness.merge import merge_folder
+def merge_command(folders: tuple[Path, ...], output_dir: Path | None) -> None:
+    """Combine the partial results of `harness run --shard I/N` in each FOLDER (one run's shards)
+    into the result one process would have written. Nothing is written unless every FOLDER merges."""
+    from harness.merge import prepare, write_merged
     from harness.table import build_table, render
 
-    path, record = merge_folder(folder, output_dir)
-    header, rows = build_table([record])
+    merged = [(folder, *prepare(folder)) for folder in folders]
+    for folder, record, samples in merged:
+        path = write_merged(folder, record, samples, output_dir)
+        click.echo(f"wrote {path} (merged from {record['merged_from']['count']} shards)", err=True)
+    header, rows = build_table([record for _, record, _ in merged])
     click.echo(render(header, rows))
-    click.echo(f"wrote {path} (merged from {record['merged_from']['count']} shards)", err=True)
 
 
 @cli.command("table")
 @click.argument("folder", type=click.Path(path_type=Path), default=Path("results"))
 @click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown",
               show_default=True)
-def table_command(folder: Path, fmt: str) -> None:
+@click.option("--reference", default=None,
+              help="Also print published numbers beside ours (e.g. gpt2-paper: the GPT-2 paper's).")
+def table_command(folder: Path, fmt: str, reference: str | None) -> None:
     """One table of every result under FOLDER (task × metric rows, model columns)."""
+    if reference:
+        from harness.references import table_with_reference
+
+        click.echo(table_with_reference(folder, reference, fmt), nl=False)
+        return
     from harness.table import table_for
 
     click.echo(table_for(folder, fmt), nl=False)

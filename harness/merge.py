@@ -145,16 +145,25 @@ def _task(record: dict[str, Any]):
     return task
 
 
-def merge_folder(folder: Path, output_dir: Path | None = None) -> tuple[Path, dict[str, Any]]:
-    """Merge the shards in `folder`; write the result beside them (or under `output_dir` as
-    <model>/<task>/<time>.json, where `harness run` writes). Returns (path, record)."""
-    partials = load_partials(folder)
-    records = check([(p.name, r) for p, r in partials], str(folder))
-    merged, samples = merge_records(records)
+def prepare(folder: Path) -> tuple[dict[str, Any], list[dict] | None]:
+    """The merged result of the shards in `folder` (and its samples), checked, not yet written."""
+    records = check([(p.name, r) for p, r in load_partials(folder)], str(folder))
+    return merge_records(records)
+
+
+def write_merged(folder: Path, merged: dict[str, Any], samples: list[dict] | None,
+                 output_dir: Path | None = None) -> Path:
+    """Write beside the shards in `folder`, or under `output_dir` as <model>/<task>/<time>.json
+    (where `harness run` writes its results)."""
     if output_dir is not None:
-        path = write_result(output_dir, merged["model"]["name"], merged["task"]["name"], merged, samples)
-        return path, merged
-    return write_beside(Path(folder), merged, samples), merged
+        return write_result(output_dir, merged["model"]["name"], merged["task"]["name"], merged, samples)
+    return write_beside(Path(folder), merged, samples)
+
+
+def merge_folder(folder: Path, output_dir: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """Merge the shards in `folder` and write the result. Returns (path, record)."""
+    merged, samples = prepare(folder)
+    return write_merged(folder, merged, samples, output_dir), merged
 
 
 def write_beside(folder: Path, record: dict[str, Any], samples: list[dict] | None) -> Path:

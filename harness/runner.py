@@ -146,6 +146,18 @@ def _answer(lm: LanguageModel, requests: list[Any], progress) -> list[Any]:
     return answers
 
 
+def _requests_of(adapter, task: Task, doc: Doc, context: str, delimiter: str, index: int,
+                 settings: RunSettings) -> list[Any]:
+    """The adapter's requests for one example; a field the example lacks is bad data."""
+    try:
+        return adapter.requests(task, doc, context, delimiter)
+    except KeyError as exc:
+        origin = settings.data_files or (task.hub.path if task.hub else "the data")
+        fields = ", ".join(sorted(k for k in doc if not k.startswith("_")))
+        raise HarnessError(f"{origin} example {index + 1}: no field {exc}, which task '{task.name}' "
+                           f"needs (the example has: {fields})") from None
+
+
 def evaluate(lm: LanguageModel, task: Task, settings: RunSettings, progress_factory=None,
              shard: Shard | None = None,
              documents: tuple[list[Doc], list[Doc], bool] | None = None) -> TaskRun:
@@ -167,7 +179,7 @@ def evaluate(lm: LanguageModel, task: Task, settings: RunSettings, progress_fact
         shots = sample_shots(pool, settings.num_fewshot, settings.seed, i, same)
         context = render_context(task, template, doc, shots)
         contexts.append(context)
-        for request in adapter.requests(task, doc, context, target_delim):
+        for request in _requests_of(adapter, task, doc, context, target_delim, i, settings):
             requests.append(request)
             owners.append(i)
     plan, kept = None, list(range(len(docs)))

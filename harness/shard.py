@@ -21,6 +21,7 @@ from typing import Any
 from harness.errors import HarnessError
 
 SPLIT_METHOD = "greedy-prompt-tokens/1"
+LOCATIONS = ("source", "data_files")  # paths: they may differ between machines
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
 
@@ -118,7 +119,7 @@ def model_fingerprint(lm: Any, model_block: dict[str, Any]) -> str:
     checkpoint folder's files (`harness.fingerprint`, sampled for big files)."""
     from harness.fingerprint import checkpoint_folder, folder_digest
 
-    parts: dict[str, Any] = {"model": model_block}
+    parts: dict[str, Any] = {"model": {k: v for k, v in model_block.items() if k not in LOCATIONS}}
     model = getattr(getattr(lm, "backend", None), "model", None)
     parts["commit"] = getattr(getattr(model, "config", None), "_commit_hash", None)
     spec = getattr(lm, "spec", None)
@@ -135,15 +136,17 @@ def partial(record: dict[str, Any], run: Any, lm: Any, log_samples: bool) -> dic
 
 
 def identity(record: dict[str, Any]) -> dict[str, Any]:
-    """The fields every shard of one run must share, by dotted name (batch size and whether
-    samples are logged may differ: they do not change any number)."""
+    """The fields every shard of one run must share, by dotted name. Batch size and whether
+    samples are logged may differ (they change no number), and so may where the model and the
+    data were read from: the digests of the weights and of the examples must match instead."""
     view: dict[str, Any] = {}
     for key, value in record["task"].items():
         view[f"task.{key}"] = value
     for key, value in record["model"].items():
-        view[f"model.{key}"] = value
+        if key not in LOCATIONS:
+            view[f"model.{key}"] = value
     for key, value in record.get("config", {}).items():
-        if key not in ("batch_size", "log_samples", "tasks", "models"):
+        if key not in ("batch_size", "log_samples", "tasks", "models", *LOCATIONS):
             view[f"config.{key}"] = value
     shard = record.get("shard", {})
     for key in ("count", "method", "n_total", "assignment_sha256", "data_sha256", "model_fingerprint"):

@@ -14,8 +14,14 @@ def _cell(metric: dict) -> str:
     value, stderr = metric.get("value"), metric.get("stderr")
     if value is None:
         return ""
-    text = f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
-    return f"{text} ± {stderr:.4f}" if stderr is not None else text
+    return f"{_number(value)} ± {_number(stderr)}" if stderr is not None else _number(value)
+
+
+def _number(value: float) -> str:
+    """Four decimals for ordinary scores; significant digits for huge values (perplexities)."""
+    if value != value or abs(value) < 1e4:  # NaN, or an ordinary score
+        return f"{value:.4f}"
+    return f"{value:.1f}" if abs(value) < 1e6 else f"{value:.4g}"
 
 
 def latest_by_key(results: list[dict]) -> dict[tuple, dict]:

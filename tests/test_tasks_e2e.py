@@ -37,12 +37,12 @@ def _ll(lm, context, continuation):
 
 
 def test_lambada_on_shared_rows_matches_the_model_asked_directly(tiny_lm, registry, tmp_path):
-    rows = [json.loads(line) for line in require(LAMBADA).read_text(encoding="utf-8").splitlines()[:4]]
-    rows.append({"text": "the cat sat on the mat and the cat"})  # short: the greedy word may win
+    rows = [json.loads(line) for line in require(LAMBADA).read_text(encoding="utf-8").splitlines()[:2]]
+    rows += [{"text": "the cat sat on the mat and the cat"}, {"text": "a b a b a b a b"}]
     run = _run(tiny_lm, registry, "lambada", _jsonl(tmp_path / "l.jsonl", rows))
     direct = [_ll(tiny_lm, r["text"].rsplit(" ", 1)[0], " " + r["text"].rsplit(" ", 1)[1]) for r in rows]
-    assert run.metrics["acc"]["value"] == pytest.approx(sum(d.is_greedy for d in direct) / 5)
-    ppl = math.exp(-sum(d.logprob for d in direct) / 5)
+    assert run.metrics["acc"]["value"] == pytest.approx(sum(d.is_greedy for d in direct) / 4)
+    ppl = math.exp(-sum(d.logprob for d in direct) / 4)
     assert run.metrics["perplexity"]["value"] == pytest.approx(ppl, rel=1e-9)
     assert run.metrics["perplexity"]["higher_is_better"] is False
 
@@ -115,7 +115,7 @@ def test_cbt_scores_candidate_and_rest_of_sentence(tiny_lm, registry, tmp_path, 
 def test_coqa_every_turn_is_an_example(tiny_lm, registry, tmp_path):
     row = {"story": "Anna has a red ball.", "questions": ["What does Anna have?", "What color?"],
            "answers": {"input_text": ["a ball", "red"]}}
-    run = _run(tiny_lm, registry, "coqa", _jsonl(tmp_path / "c.jsonl", [row]), max_new_tokens=8)
+    run = _run(tiny_lm, registry, "coqa", _jsonl(tmp_path / "c.jsonl", [row]), max_new_tokens=4)
     assert run.n_examples == 2 and set(run.metrics) == {"f1", "exact_match"}
     assert run.samples[1]["prompt"].endswith("Q: What does Anna have?\n\nA: a ball\n\nQ: What color?\n\nA:")
     assert all("\n" not in s["prediction"] for s in run.samples)
@@ -125,7 +125,7 @@ def test_coqa_every_turn_is_an_example(tiny_lm, registry, tmp_path):
 def test_natural_questions(tiny_lm, registry, tmp_path):
     rows = [{"question": "who wrote hamlet", "answer": ["Shakespeare", "William Shakespeare"]},
             {"question": "capital of france", "answer": ["Paris"]}]
-    run = _run(tiny_lm, registry, "natural-questions", _jsonl(tmp_path / "nq.jsonl", rows), max_new_tokens=8)
+    run = _run(tiny_lm, registry, "natural-questions", _jsonl(tmp_path / "nq.jsonl", rows), max_new_tokens=4)
     assert set(run.metrics) == {"exact_match"}
     assert all(not any(stop in s["prediction"] for stop in "\n.,") for s in run.samples)
 
@@ -134,14 +134,15 @@ def test_cnn_dailymail_sampling_is_seeded_and_summaries_are_three_sentences(tiny
     rows = [{"article": "The mayor opened a new bridge on Monday. Crowds cheered.", "highlights":
              "Mayor opens bridge .\nCrowds cheer ."}, {"article": "Rain fell.", "highlights": "It rained ."}]
     data = _jsonl(tmp_path / "cnn.jsonl", rows)
-    first = _run(tiny_lm, registry, "cnn-dailymail", data, max_new_tokens=24)
-    again = _run(tiny_lm, registry, "cnn-dailymail", data, max_new_tokens=24)
-    other = _run(tiny_lm, registry, "cnn-dailymail", data, max_new_tokens=24, seed=7)
-    assert [s["prediction"] for s in first.samples] == [s["prediction"] for s in again.samples]
-    assert [s["raw_output"] for s in first.samples] != [s["raw_output"] for s in other.samples]
+    first = _run(tiny_lm, registry, "cnn-dailymail", data, max_new_tokens=6)
+    again = _run(tiny_lm, registry, "cnn-dailymail", data, max_new_tokens=6, limit=1)
+    assert first.samples[0]["raw_output"] == again.samples[0]["raw_output"]  # same seed, same sample
     assert first.samples[0]["prompt"].endswith("Crowds cheered.\nTL;DR:")
     assert all(s["prediction"].count("\n") <= 2 for s in first.samples)
     assert set(first.metrics) == {"rouge1", "rouge2", "rougeL"}
+    task = registry.get("cnn-dailymail")  # the paper's decoding: top-k 2, 100 tokens, seeded per example
+    request = task.adapter.requests(task, {**task.prepare(rows[0]), "_seed": 42}, "x", "")[0]
+    assert (request.top_k, request.max_new_tokens, request.seed, request.until) == (2, 100, 42, ())
 
 
 WIKI = (" \n = Valkyria Chronicles III = \n \n Senjō no Valkyria 3 : Unrecorded Chronicles is a tactical"
@@ -149,8 +150,8 @@ WIKI = (" \n = Valkyria Chronicles III = \n \n Senjō no Valkyria 3 : Unrecorded
         " returns . \n \n = Tower Building = \n \n The Tower Building is a 1 @,@ 200 ft tower . \n")
 
 
-@pytest.mark.parametrize("name", ["wikitext-2", "wikitext-103"])
-def test_wikitext_articles_and_word_perplexity(tiny_lm, registry, tmp_path, name):
+def test_wikitext_articles_and_word_perplexity(tiny_lm, registry, tmp_path):
+    name = "wikitext-2"
     path = tmp_path / "wiki.test.tokens"
     path.write_text(WIKI, encoding="utf-8")
     run = _run(tiny_lm, registry, name, str(path))
@@ -171,6 +172,13 @@ def test_wikitext_articles_and_word_perplexity(tiny_lm, registry, tmp_path, name
     assert raw.metrics["word_perplexity"]["value"] != run.metrics["word_perplexity"]["value"]
 
 
+def test_wikitext_103_reads_hub_style_pages(tiny_lm, registry, tmp_path):
+    pages = [{"page": WIKI.split(" \n = Tower")[0] + " \n"}, {"page": " = Tower Building = \n \n Tall . \n"}]
+    run = _run(tiny_lm, registry, "wikitext-103", _jsonl(tmp_path / "pages.jsonl", pages), template="lm-eval")
+    assert run.n_examples == 2 and run.metrics["word_perplexity"]["value"] > 1
+    assert run.samples[1]["prompt"] == " = Tower Building =\n\nTall.\n"  # lm-eval's detokenizer
+
+
 @pytest.mark.parametrize("name", ["ptb", "1bw"])
 def test_sentence_streams(tiny_lm, registry, tmp_path, name):
     path = tmp_path / "test.txt"
@@ -180,7 +188,8 @@ def test_sentence_streams(tiny_lm, registry, tmp_path, name):
     original = " no it was n't black monday \n the company 's $ N loss \n"
     assert run.samples[0]["words"] == 6 + 1 + 6 + 1  # tokens plus one end of sentence per line
     assert run.samples[0]["bytes"] == len(original)
-    stream = "".join(registry.get(name).group(registry.get(name).prepare({"text": original}))[0]["detokenized"])
+    task = registry.get(name)
+    stream = task.group(task.prepare({"text": original}))[0]["detokenized"]
     assert "wasn't" in stream and "company's" in stream
 
 
@@ -202,9 +211,9 @@ def test_enwik8_bits_per_byte_and_text8_bits_per_character(tiny_lm, registry, tm
 
 def test_rolling_stride_changes_the_context_not_the_tokens_scored(tiny_lm, registry, tmp_path):
     path = tmp_path / "enwik8.txt"
-    path.write_text("".join(f"line {i} of a text longer than the tiny model's context\n" for i in range(30)))
+    path.write_text("".join(f"line {i} of a text longer than the tiny model's context\n" for i in range(12)))
     disjoint = _run(tiny_lm, registry, "enwik8", str(path))
-    sliding = _run(tiny_lm, registry, "enwik8", str(path), rolling_stride=128)
+    sliding = _run(tiny_lm, registry, "enwik8", str(path), rolling_stride=64)
     assert disjoint.samples[0]["bytes"] == sliding.samples[0]["bytes"] > tiny_lm.max_length
     assert disjoint.tokens < sliding.tokens  # overlapping windows feed more tokens
     assert disjoint.metrics["bits_per_byte"]["value"] != sliding.metrics["bits_per_byte"]["value"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from harness_tasks.cnn_dailymail import first_sentences
 
 from harness.scorers import (
     F1,
@@ -25,7 +26,6 @@ from harness.scorers import (
 )
 from harness.scorers.perplexity import count_words
 from harness.scorers.qa import token_f1
-from harness_tasks.cnn_dailymail import first_sentences
 
 
 def _mc(logprobs, choices, gold):

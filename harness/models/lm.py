@@ -219,12 +219,12 @@ class LanguageModel:
         except Exception as exc:
             if not (self.auto_batch and len(batch) > 1 and is_out_of_memory(exc)):
                 raise
-            self.batch_size = max(1, len(batch) // 2)
+            half = self.batch_size = max(1, len(batch) // 2)
             self.stats.notes.append(f"--batch-size auto: out of memory with {len(batch)} rows; "
-                                    f"batch size now {self.batch_size}")
+                                    f"batch size now {half}")
             gc.collect()
-            for k in range(0, len(batch), self.batch_size):
-                self._run_batch(batch[k : k + self.batch_size], run)
+            for k in range(0, len(batch), half):
+                self._run_batch(batch[k : k + half], run)
 
     def loglikelihood_rolling(self, texts: Sequence[str],
                               progress: Progress | None = None) -> list[LoglikelihoodResult]:

@@ -1,0 +1,164 @@
+"""Every kind of bad input gets one line on stderr naming the problem, and exit code 2.
+
+Most checks call the CLI in-process (fast); the last ones run the installed `harness` command
+to check the real exit code and that no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from tests.conftest import harness_cli
+from tests.plugin_kit import kit_env, kit_rows, write_jsonl
+
+
+def _run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _one_error_line(err: str) -> str:
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    assert "Traceback" not in err
+    return err
+
+
+def _kit_run(capsys, data: Path | str, *extra: str) -> tuple[int, str, str]:
+    return _run(capsys, "run", "--model", "tiny", "--task", "kit-ll", "--data-files", str(data),
+                "--no-progress", "--no-cache", *extra)
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    return write_jsonl(tmp_path / "rows.jsonl", kit_rows(3))
+
+
+def test_unknown_task_names_the_closest(capsys, kit):
+    code, _, err = _run(capsys, "run", "--task", "kit-lll", "--model", "tiny")
+    assert code == 2
+    assert "unknown task 'kit-lll'" in _one_error_line(err) and "kit-ll" in err and "harness tasks" in err
+
+
+def test_unknown_template_lists_the_tasks_templates(capsys, kit, data):
+    code, _, err = _kit_run(capsys, data, "--template", "nope")
+    assert code == 2
+    assert "no template 'nope'" in _one_error_line(err) and "plain" in err and "missing-field" in err
+
+
+def test_unknown_model_folder(capsys, kit, data, tmp_path):
+    code, _, err = _kit_run(capsys, data, "--model", str(tmp_path / "no-such-model"))
+    assert code == 2
+    assert "does not exist" in _one_error_line(err) and "no-such-model" in err
+
+
+def test_unknown_hub_model_offline(capsys, kit, data):
+    code, _, err = _kit_run(capsys, data, "--model", "no-such-user/no-such-model")
+    assert code == 2
+    assert "cannot load model 'no-such-user/no-such-model'" in _one_error_line(err)
+    assert "--model tiny" in err  # says what to do instead
+
+
+def test_data_file_missing(capsys, kit, tmp_path):
+    code, _, err = _kit_run(capsys, tmp_path / "absent.jsonl")
+    assert code == 2
+    assert "data file not found" in _one_error_line(err) and "absent.jsonl" in err
+
+
+def test_data_file_empty(capsys, kit, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n  \n")
+    code, _, err = _kit_run(capsys, empty)
+    assert code == 2
+    assert "empty" in _one_error_line(err) and "empty.jsonl" in err
+
+
+def test_data_file_not_utf8_names_the_line(capsys, kit, tmp_path):
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes(b'{"context": "a", "target": "b"}\n{"context": "caf\xe9", "target": "b"}\n')
+    code, _, err = _kit_run(capsys, bad)
+    assert code == 2
+    assert "latin1.jsonl line 2" in _one_error_line(err) and "UTF-8" in err
+
+
+def test_malformed_jsonl_line_names_file_and_line(capsys, kit, tmp_path):
+    bad = tmp_path / "broken.jsonl"
+    bad.write_text('{"context": "a", "target": "b"}\n\n{"context": "c", "target": \n')
+    code, _, err = _kit_run(capsys, bad)
+    assert code == 2
+    assert "broken.jsonl line 3" in _one_error_line(err) and "malformed JSON" in err
+
+
+def test_malformed_csv_line_names_file_and_line(capsys, kit, tmp_path):
+    bad = tmp_path / "rows.csv"
+    bad.write_text("context,target\nhello,world\none,two,three\n")
+    code, _, err = _kit_run(capsys, bad)
+    assert code == 2
+    assert "rows.csv line 3" in _one_error_line(err) and "3 fields" in err
+
+
+def test_row_without_a_needed_field_names_the_row(capsys, kit, tmp_path):
+    rows = write_jsonl(tmp_path / "rows.jsonl", [{"context": "a", "target": "b"}, {"context": "c"}])
+    code, _, err = _kit_run(capsys, rows)
+    assert code == 2
+    assert "rows.jsonl example 2: no field 'target'" in _one_error_line(err) and "has: context" in err
+
+
+def test_template_field_missing_from_the_data(capsys, kit, data):
+    code, _, err = _kit_run(capsys, data, "--template", "missing-field")
+    assert code == 2
+    line = _one_error_line(err)
+    assert "template 'missing-field'" in line and "line 1" in line and "no_such_field" in line
+    assert "context, target, text" in line  # the fields the data does have
+
+
+@pytest.mark.parametrize("limit", ["0", "-3"])
+def test_limit_must_be_positive(capsys, kit, data, limit, tmp_path):
+    code, _, err = _kit_run(capsys, data, "--limit", limit, "--output-dir", str(tmp_path / "out"))
+    assert code == 2
+    assert f"--limit must be a positive number of examples, got {limit}" in _one_error_line(err)
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_inputs_longer_than_the_context_are_truncated_counted_and_warned_once(capsys, kit, tmp_path):
+    rows = write_jsonl(tmp_path / "rows.jsonl", kit_rows(4, long_rows=(0, 2)))
+    out = tmp_path / "out"
+    code, _, err = _run(capsys, "run", "--model", "tiny", "--task", "kit-ll,kit-greedy", "--data-files",
+                        str(rows), "--max-new-tokens", "2", "--no-progress", "--output-dir", str(out))
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1  # once per run, though both tasks truncate
+    assert "2 input(s) of kit-ll" in warnings[0] and "512 tokens" in warnings[0]
+    assert "truncated from the left" in warnings[0]
+    for task in ("kit-ll", "kit-greedy"):
+        result = json.loads(next((out / "tiny" / task).glob("*.json")).read_text())
+        assert result["truncated_inputs"] == 2
+
+
+def test_unusable_cache_file(capsys, kit, data, tmp_path):
+    not_a_db = tmp_path / "cache.sqlite"
+    not_a_db.write_bytes(b"this is not a database" * 100)
+    code, _, err = _run(capsys, "run", "--model", "tiny", "--task", "kit-ll", "--data-files", str(data),
+                        "--cache-file", str(not_a_db), "--output-dir", str(tmp_path / "out"))
+    assert code == 2
+    assert "cannot open the response cache" in _one_error_line(err) and "--no-cache" in err
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--task", "kit-lll"], "unknown task 'kit-lll'"),
+    (["--task", "kit-ll", "--data-files", "/nonexistent/rows.jsonl"], "data file not found"),
+    (["--task", "kit-ll", "--limit", "0"], "--limit must be a positive number"),
+    (["--task", "kit-ll", "--template", "nope"], "no template 'nope'"),
+    (["--task", "kit-ll", "--data-files", "{data}.csv"], "data file not found"),
+])
+def test_installed_command_exits_2_with_one_line_and_no_traceback(kit_root, data, args, expected):
+    args = [a.replace("{data}", str(data)) for a in args]
+    result = harness_cli("run", "--model", "tiny", "--no-progress", *args, env=kit_env(kit_root))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
