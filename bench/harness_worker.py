@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: the engine's default)")
+    parser.add_argument("--warmup", type=int, default=0, help="untimed call on the first N requests")
     args = parser.parse_args(argv)
     if args.threads:
         set_threads(args.backend, args.threads)
@@ -40,16 +41,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     load_s = time.perf_counter() - start
     if data["kind"] == "generation":
-        gen = [GenerationRequest(c, tuple(u), int(m)) for c, u, m in data["requests"]]
-        start = time.perf_counter()
-        results: list = lm.generate(gen)
+        requests: list = [GenerationRequest(c, tuple(u), int(m)) for c, u, m in data["requests"]]
+        call = lm.generate
     else:
-        ll = [LoglikelihoodRequest(c, t) for c, t in data["requests"]]
-        start = time.perf_counter()
-        results = [[r.logprob, r.is_greedy] for r in lm.loglikelihood(ll)]
+        requests = [LoglikelihoodRequest(c, t) for c, t in data["requests"]]
+        call = lm.loglikelihood
+    start = time.perf_counter()
+    if args.warmup:
+        call(requests[: args.warmup])
+    warmup_s = time.perf_counter() - start
+    start = time.perf_counter()
+    answers = call(requests)
     run_s = time.perf_counter() - start
+    results = answers if data["kind"] == "generation" else [[r.logprob, r.is_greedy] for r in answers]
     engine = f"{type(lm.backend).__name__}:{getattr(lm.backend, 'name', '?')}"
-    report = {"load_s": load_s, "run_s": run_s, "results": results, "engine": engine,
+    report = {"load_s": load_s, "warmup_s": warmup_s, "run_s": run_s, "results": results, "engine": engine,
               "forward_calls": lm.stats.forward_calls, "tokens": lm.stats.tokens}
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(report, f)

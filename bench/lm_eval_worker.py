@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    parser.add_argument("--warmup", type=int, default=0, help="untimed call on the first N requests")
     args = parser.parse_args(argv)
     if args.threads:
         import torch
@@ -45,16 +46,25 @@ def main(argv: list[str] | None = None) -> int:
                      i, metadata=("bench", i, 1))
             for i, (c, u, m) in enumerate(data["requests"])
         ]
-        start = time.perf_counter()
-        results: list = lm.generate_until(instances, disable_tqdm=True)
+        call = lm.generate_until
     else:
         instances = [Instance("loglikelihood", {}, (c, t), i, metadata=("bench", i, 1))
                      for i, (c, t) in enumerate(data["requests"])]
-        start = time.perf_counter()
-        results = [[float(lp), bool(g)] for lp, g in lm.loglikelihood(instances, disable_tqdm=True)]
+        call = lm.loglikelihood
+    start = time.perf_counter()
+    if args.warmup:
+        call(instances[: args.warmup], disable_tqdm=True)
+    warmup_s = time.perf_counter() - start
+    start = time.perf_counter()
+    answers = call(instances, disable_tqdm=True)
     run_s = time.perf_counter() - start
+    if data["kind"] == "generation":
+        results: list = list(answers)
+    else:
+        results = [[float(lp), bool(g)] for lp, g in answers]
     version = getattr(lm_eval, "__version__", "?")
-    report = {"load_s": load_s, "run_s": run_s, "results": results, "engine": f"lm-eval {version} HFLM"}
+    report = {"load_s": load_s, "warmup_s": warmup_s, "run_s": run_s, "results": results,
+              "engine": f"lm-eval {version} HFLM"}
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(report, f)
     return 0

@@ -53,6 +53,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="Python that has lm-eval installed (default: this one; pip install -e .[bench])")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads for every system (default 0: each engine's own default)")
+    p.add_argument("--warmup", type=int, default=0,
+                   help="first run the first N requests untimed (compilation, caches); default 0: cold")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per system and workload")
     p.add_argument("--json", type=Path, help="also write the full report (all raw answers) to this file")
     return p.parse_args(argv)
@@ -90,7 +92,8 @@ def run_system(system: str, model: str, requests: Path, args: argparse.Namespace
     """Run one system on one workload in a fresh process; its report, or {'error': …}."""
     out = tmp / f"{system}-{requests.stem}.json"
     common = ["--model", model, "--requests", str(requests), "--out", str(out),
-              "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
+              "--batch-size", str(args.batch_size), "--threads", str(args.threads),
+              "--warmup", str(args.warmup)]
     if system == "lm-eval":
         cmd = [args.lm_eval_python, str(REPO / "bench" / "lm_eval_worker.py"), *common]
     else:
@@ -167,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     threads = args.threads or "engine default"
     print(f"model {model}; batch size {args.batch_size}; threads {threads}; systems {', '.join(order)}",
           flush=True)
-    report: dict = {"model": model, "batch_size": args.batch_size, "threads": args.threads, "workloads": {}}
+    report: dict = {"model": model, "batch_size": args.batch_size, "threads": args.threads,
+                    "warmup": args.warmup, "workloads": {}}
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp_name:
         tmp = Path(tmp_name)
         for kind, work in works.items():
@@ -183,8 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     continue
                 run["examples_per_s"] = work.n_examples / run["run_s"]
                 run["scores"] = score(work, run["results"])
+                warm = f"warmup {run['warmup_s']:5.1f} s  " if args.warmup else ""
                 print(f"  {system:8s} {run['examples_per_s']:8.2f} ex/s  run {run['run_s']:7.1f} s  "
-                      f"load {run['load_s']:5.1f} s  {_fmt(run['scores'])}  [{run['engine']}]", flush=True)
+                      f"load {run['load_s']:5.1f} s  {warm}{_fmt(run['scores'])}  [{run['engine']}]",
+                      flush=True)
             report["workloads"][kind] = {"n_examples": work.n_examples, "runs": runs}
             _compare(work, runs)
     headline = next((s for s in HEADLINE_ORDER if s in order and all(

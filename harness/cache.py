@@ -209,6 +209,7 @@ class CacheLayer:
         self.guard.check()  # a Ctrl-C during this batch stops here, after it was stored
 
     def _serve(self, kind: str, items: list[Any], progress) -> list[Any]:
+        self.guard.check()  # a stop asked for after the last batch of the previous call
         keys = [request_key(kind, item) for item in items]
         found = self.store.get_many(self.ns, keys) if self.store is not None and self.ns else {}
         answers: list[Any] = [None] * len(items)

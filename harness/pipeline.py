@@ -120,11 +120,12 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
     plan = [(task, name) for task in tasks for name in template_names(task, request.settings.template)]
     single = len(plan) * len(request.models) == 1
     check_data_files(request.settings.data_files, [t.name for t in tasks])
+    # models, then data, are checked before any model is loaded (a missing folder, bad data: seconds)
+    backends = [models.backend_for(name, request.backend) for name in request.models]
     documents = session.preflight(tasks, lambda task: load_documents(task, dataclasses.replace(
         request.settings, data_files=data_files_for(request.settings.data_files, task.name))), single)
     written: list[Path] = []
     records: list[dict] = []
-    backends = [models.backend_for(name, request.backend) for name in request.models]
     engines.prepare(backends, request.device)  # mindnlp first, whatever the order of the models
     cluster = distributed.join(backends, request.device, request.shard) if distributed.role() else None
     shard = cluster.shard if cluster else request.shard

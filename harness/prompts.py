@@ -20,6 +20,7 @@ from harness.errors import HarnessError
 SETTINGS = ("target_delimiter", "fewshot_delimiter", "description")
 
 
+LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")  # what str.splitlines splits at
 MAX_REPEAT = 1_000_000  # largest string or list a template's `*` may build
 MAX_EXPONENT = 1_000
 
@@ -67,18 +68,23 @@ class PromptTemplate:
         try:
             return self._template.render(doc)  # a dict: a field may be called "self"
         except SecurityError as exc:
-            raise HarnessError(
+            raise HarnessError(one_line(
                 f"template '{self.name}' ({self.path}) tried something unsafe: {exc}"
-            ) from None
+            )) from None
         except TemplateError as exc:
             line = _template_line(exc, str(self.path))
             fields = ", ".join(sorted(k for k in doc if not k.startswith("_")))
-            raise HarnessError(
+            raise HarnessError(one_line(
                 f"template '{self.name}' ({self.path}) line {line}: {exc.message}; "
                 f"the data has fields: {fields}"
-            ) from exc
+            )) from exc
         except Exception as exc:  # noqa: BLE001 - a template may call filters that raise anything
-            raise HarnessError(f"template '{self.name}' ({self.path}) failed: {exc}") from exc
+            raise HarnessError(one_line(f"template '{self.name}' ({self.path}) failed: {exc}")) from exc
+
+
+def one_line(text: str) -> str:
+    """`text` with its line breaks escaped (data values and field names may hold any character)."""
+    return "".join(repr(ch)[1:-1] if ch in LINE_BREAKS else ch for ch in text)
 
 
 def _template_line(exc: BaseException, filename: str) -> int | str:

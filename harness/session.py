@@ -1,6 +1,6 @@
 """What one `harness run` keeps across its task runs: the response cache, failures and warnings.
 
-* The response cache (`harness.cache`) opens on first use and is attached to every model loaded.
+* The response cache (`harness.cache`) opens before any model loads and is attached to each one.
 * A task whose plugin failed to load, or whose code raises while its requests are built or
   scored, is reported on one line; the other tasks still run and are written, and the run
   exits non-zero at the end (2 when every failure was bad input, 1 when a plugin crashed).
@@ -98,7 +98,6 @@ class Session:
     store: ResponseStore | None = None
     failures: list[tuple[str, bool]] = field(default_factory=list)  # (label, unexpected)
     written: int = 0
-    computed: int = 0
     layers: list[CacheLayer] = field(default_factory=list)
     warned_truncation: bool = False
     stop: StopRequest = field(default_factory=StopRequest)

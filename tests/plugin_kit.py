@@ -4,7 +4,8 @@
 `harness.tasks` group; putting `folder` on `sys.path` (or `PYTHONPATH` for a subprocess) makes
 `importlib.metadata` find it exactly as it finds a pip-installed plugin. It declares:
 
-* `kit`: working tasks on cheap requests: `kit-ll` (log-likelihood, acc), `kit-greedy` and
+* `kit`: working tasks on cheap requests: `kit-ll` (log-likelihood, acc), `kit-mc` (multiple
+  choice: the choices share their context, which the native engine computes once), `kit-greedy` and
   `kit-sample` (generation, greedy and top-k sampling), `kit-rolling` (whole-text log-likelihood);
 * `kitbad`: `kit-bad-requests` (raises while building requests), `kit-bad-scoring` (its scorer
   raises), `kit-bad-prepare` (raises while preparing rows);
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from harness.scorers import Accuracy, ExactMatch
 from harness.scorers.mean import MeanScorer
-from harness.task import Generate, Loglikelihood, Rolling, Task
+from harness.task import Generate, Loglikelihood, MultipleChoice, Rolling, Task
 
 HERE = Path(__file__).parent
 TEMPLATES = {"plain": "plain.jinja", "missing-field": "missing.jinja"}
@@ -44,6 +45,7 @@ def _task(name, adapter, scorers, templates=TEMPLATES):
 
 TASKS = [
     _task("kit-ll", Loglikelihood(), (Accuracy, MeanLogprob)),
+    _task("kit-mc", MultipleChoice(), (Accuracy,)),
     _task("kit-greedy", Generate(until=("\\n",), max_new_tokens=6), (ExactMatch,)),
     _task("kit-sample", Generate(until=(), max_new_tokens=6, top_k=50), (ExactMatch,)),
     _task("kit-rolling", Rolling(), (MeanLogprob,), {"text": "text.jinja"}),
@@ -115,7 +117,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def kit_rows(n: int, long_rows: tuple[int, ...] = ()) -> list[dict]:
-    """`n` distinct rows {context, target, text} of varied lengths (several width buckets).
+    """`n` distinct rows {context, target, text, choices, gold} of varied lengths (several widths).
 
     Rows listed in `long_rows` have a context longer than the tiny model's 512-token context;
     every `text` (for kit-rolling) spans two windows of the tiny model.
@@ -126,8 +128,9 @@ def kit_rows(n: int, long_rows: tuple[int, ...] = ()) -> list[dict]:
         size = 300 if i in long_rows else 3 + (i * 7) % 40
         context = " ".join(words[(i + k) % len(words)] for k in range(size))
         text = " ".join(words[(i * 3 + k) % len(words)] for k in range(120 + 10 * i))
+        choices = [words[(i * 5 + k + 1) % len(words)] + "!" * k for k in range(3)]  # never the target
         rows.append({"context": f"{i}: {context}", "target": words[(i * 5) % len(words)],
-                     "text": text})
+                     "text": text, "choices": choices, "gold": i % 3})
     return rows
 
 

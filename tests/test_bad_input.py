@@ -113,7 +113,7 @@ def test_template_field_missing_from_the_data(capsys, kit, data):
     assert code == 2
     line = _one_error_line(err)
     assert "template 'missing-field'" in line and "line 1" in line and "no_such_field" in line
-    assert "context, target, text" in line  # the fields the data does have
+    assert "the data has fields: choices, context, gold, target, text" in line
 
 
 @pytest.mark.parametrize("limit", ["0", "-3"])

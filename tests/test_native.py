@@ -29,7 +29,8 @@ def native_lm(tiny_lm):
 def _questions() -> list[LoglikelihoodRequest]:
     """Multiple-choice-like requests: several continuations per context, plus loose ones."""
     choices = [" mat", " dog and a cat", "!", " 10 11"]
-    requests = [LoglikelihoodRequest(c, t) for c in ["The cat sat on the", "Hello", "x", "Short"] for t in choices]
+    contexts = ["The cat sat on the", "Hello", "x", "Short"]
+    requests = [LoglikelihoodRequest(c, t) for c in contexts for t in choices]
     return requests + [LoglikelihoodRequest("", "Start"), LoglikelihoodRequest("Lonely context", " here")]
 
 

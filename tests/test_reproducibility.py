@@ -2,8 +2,8 @@
 and a run stopped with Ctrl-C and then killed with SIGKILL before it is resumed.
 
 All on the real tiny MindSpore model and the plugin kit (tests/plugin_kit.py): a log-likelihood,
-a greedy generation, a top-k sampling and a rolling (two windows per text) task, one of whose
-rows is longer than the model's context.
+a multiple-choice, a greedy generation, a top-k sampling and a rolling (two windows per text)
+task, one of whose rows is longer than the model's context.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from harness.cli import main
 from tests.conftest import REPO
 from tests.plugin_kit import kit_env, kit_rows, write_jsonl
 
-TASKS = ("kit-ll", "kit-greedy", "kit-sample", "kit-rolling")
+TASKS = ("kit-ll", "kit-mc", "kit-greedy", "kit-sample", "kit-rolling")
 N_ROWS = 6
 
 
@@ -80,6 +80,7 @@ def test_results_do_not_depend_on_batch_size(uncached):
     assert any(s["raw_output"] for s in uncached["1"]["kit-greedy"][1])
     for task in ("kit-ll", "kit-greedy", "kit-sample"):  # the long row, truncated from the left
         assert uncached["1"][task][0]["truncated_inputs"] == 1
+    assert uncached["1"]["kit-mc"][0]["truncated_inputs"] == 3  # its three choices
     assert uncached["1"]["kit-rolling"][0]["truncated_inputs"] == 0
 
 

@@ -20,6 +20,7 @@ class Backend(ABC):
     max_length: int
     vocab_size: int
     dtype: str = "float32"
+    shares_prefixes: bool = False  # True: `score_shared` runs each shared prefix only once
 
     @abstractmethod
     def score(
@@ -27,6 +28,13 @@ class Backend(ABC):
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Feed each `row[:-1]`, right-padded to `width`; return, per row, the log-probabilities
         of its last `n_targets` tokens (float64) and whether each one was the argmax (bool)."""
+
+    def score_shared(
+        self, rows: Sequence[Sequence[int]], n_targets: Sequence[int], width: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Exactly `score`'s result; a backend with `shares_prefixes` runs each distinct unscored
+        prefix `row[:len(row)-1-n]` of the batch once (multiple choice: the question)."""
+        return self.score(rows, n_targets, width)
 
     @abstractmethod
     def prefill(self, prompts: Sequence[Sequence[int]], max_new_tokens: int,

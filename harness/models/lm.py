@@ -165,7 +165,7 @@ class LanguageModel:
         self._fit_batch_size(max(widths, default=0))
 
         def run(batch: list[int], shared: bool) -> None:
-            score = self.backend.score_shared if shared else self.backend.score  # type: ignore[attr-defined]
+            score = self.backend.score_shared if shared else self.backend.score
             scored = score([rows[i] for i in batch], [n_targets[i] for i in batch], widths[batch[0]])
             self.stats.forward_calls += 1
             for i, (logprobs, greedy) in zip(batch, scored, strict=True):
@@ -189,7 +189,7 @@ class LanguageModel:
         multiple-choice question) go together as `shared` batches when the backend can run
         the prefix once and score each row from its KV cache (`score_shared`)."""
         groups: dict[tuple[int, tuple[int, ...]], list[int]] = {}
-        if self.share_prefixes and getattr(self.backend, "shares_prefixes", False):
+        if self.share_prefixes and self.backend.shares_prefixes:
             for i, (row, n) in enumerate(zip(rows, n_targets, strict=True)):
                 if len(row) - 1 - n >= 1:
                     groups.setdefault((widths[i], tuple(row[: len(row) - 1 - n])), []).append(i)

@@ -122,7 +122,8 @@ class NativeGPT2Backend(Backend):
         pos = np.broadcast_to(np.arange(width), (n_pre, width))
         _, cache = self.model.forward(ids, pos, self._causal(n_pre, width), FRESH)
 
-        n_rows, steps = bucket(len(rows)), bucket(max(n_targets))
+        # scored tokens per row: powers of two from 4, so that few shapes are compiled
+        n_rows, steps = bucket(len(rows)), max(4, 1 << (max(n_targets) - 1).bit_length())
         ids = np.full((n_rows, steps), self.pad_id, dtype=np.int64)
         pos = np.zeros((n_rows, steps), dtype=np.int64)
         place = np.zeros((n_rows, steps, width), dtype=np.float32)
@@ -212,10 +213,16 @@ def load_native(spec, dtype: str = "float32"):
     if model_type != "gpt2":
         raise HarnessError(f"--backend native runs GPT-2 checkpoints only; '{spec.requested}' is "
                            f"'{model_type}': use --backend auto or mindnlp")
+    import mindspore as ms
+
+    if dtype == "bfloat16" and ms.get_context("device_target") == "CPU":
+        raise HarnessError("--dtype bfloat16 has no MindSpore CPU kernels (Gather, MatMul); use float32 "
+                           "or float16 on --device cpu, bfloat16 on gpu or ascend")
     folder = local_folder(spec)
     tokenizer = load_tokenizer(folder)
     try:
         backend = NativeGPT2Backend.from_folder(folder, tokenizer.pad_token_id, dtype)
     except (OSError, KeyError, ValueError) as exc:
-        raise HarnessError(f"cannot load the GPT-2 weights in '{folder}': {exc}") from None
+        raise HarnessError(f"cannot load '{folder}' on the native engine: {exc} (--backend mindnlp "
+                           "runs any transformers checkpoint)") from None
     return tokenizer, backend

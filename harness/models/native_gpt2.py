@@ -31,6 +31,10 @@ BLOCK_KEYS = (
 )
 # How a block obtains the keys/values it attends to (a compile-time constant).
 FRESH, PREFILL, SHIFT, PLACE = 0, 1, 2, 3
+# GPT-2 config options with the value every released GPT-2 checkpoint uses (others: mindnlp).
+UNSUPPORTED = {"activation_function": "gelu_new", "scale_attn_weights": True,
+               "scale_attn_by_inverse_layer_idx": False, "reorder_and_upcast_attn": False,
+               "tie_word_embeddings": True}
 MS_DTYPES = {"float32": ms.float32, "float16": ms.float16, "bfloat16": ms.bfloat16}
 _matmul = ops.MatMul()
 _bmm = ops.BatchMatMul()
@@ -49,6 +53,9 @@ class GPT2Config:
     @classmethod
     def from_folder(cls, folder: Path) -> GPT2Config:
         raw = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+        unusual = {key: raw[key] for key, usual in UNSUPPORTED.items() if raw.get(key, usual) != usual}
+        if unusual:
+            raise ValueError(f"config options this engine does not implement: {unusual}")
         return cls(int(raw["n_layer"]), int(raw["n_head"]), int(raw["n_embd"]),
                    int(raw.get("n_positions", raw.get("n_ctx", 1024))), int(raw["vocab_size"]),
                    float(raw.get("layer_norm_epsilon", 1e-5)))
@@ -72,15 +79,15 @@ def _block(x, cache_k, cache_v, allowed, place, mode: int, n_head: int, eps: flo
     B, T, D = x.shape
     hd = D // n_head
     h = x.reshape(B * T, D)
-    q, k, v = ops.split(_linear(_layer_norm(h, w_ln1, b_ln1, eps), w_qkv, b_qkv), D, 1)
+    q, k, v = ops.Split(axis=1, output_num=3)(_linear(_layer_norm(h, w_ln1, b_ln1, eps), w_qkv, b_qkv))
     q = q.reshape(B, T, n_head, hd).transpose(0, 2, 1, 3)  # [B,H,T,hd]
     k = k.reshape(B, T, n_head, hd).transpose(0, 2, 3, 1)  # [B,H,hd,T]
     v = v.reshape(B, T, n_head, hd).transpose(0, 2, 1, 3)  # [B,H,T,hd]
     if mode == FRESH:  # keys are this call's own tokens
         keys, values = k, v
-    elif mode == PREFILL:  # empty slots on the left for the tokens still to come
-        keys = mint.cat((mint.zeros_like(cache_k), k), dim=3)
-        values = mint.cat((mint.zeros_like(cache_v), v), dim=2)
+    elif mode == PREFILL:  # the (empty) cache gives free slots on the left for tokens to come
+        keys = mint.cat((cache_k, k), dim=3)
+        values = mint.cat((cache_v, v), dim=2)
     elif mode == SHIFT:  # one new token enters on the right, the oldest (empty) slot leaves
         keys = mint.cat((cache_k[:, :, :, 1:], k), dim=3)
         values = mint.cat((cache_v[:, :, 1:], v), dim=2)

@@ -1,0 +1,133 @@
+"""Templates render in a sandbox, and never fail with anything but a one-line HarnessError;
+the context/continuation split and the rolling windows keep every byte of the text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.errors import HarnessError
+from harness.models.tiny import bytes_to_unicode
+from harness.prompts import PromptTemplate, load_template
+from harness.tokenization import rolling_windows, split_context_continuation
+from tests.conftest import REPO
+
+SECRET = "harness-secret-file-content"
+
+
+def _template(tmp_path: Path, source: str, name: str = "t") -> PromptTemplate:
+    path = tmp_path / f"{name}.jinja"
+    path.write_text(source, encoding="utf-8")
+    return load_template(name, path)
+
+
+ESCAPES = [
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+    "{{ lipsum.__globals__['os'].listdir('/') }}",
+    "{{ joiner.__init__.__globals__.__builtins__.open(path).read() }}",
+    "{{ self._TemplateReference__context }}",
+    "{{ open(path).read() }}",
+    "{{ __import__('os').system('true') }}",
+    "{% include path %}",
+    "{% import 'os' as os %}{{ os.getcwd() }}",
+    "{% from path import x %}{{ x }}",
+    "{{ '{0.__class__.__base__.__subclasses__}'.format(path) }}",
+    "{{ source.__class__ }}",
+    "{{ shots.append(1) }}{{ shots }}",
+    "{{ meta.update(x=1) }}",
+    "{{ (range(10**9) | list) | length }}",
+    "{{ 'x' * 10**8 }}",
+    "{{ 2 ** 1000000000 }}",
+]
+
+
+@pytest.mark.parametrize("source", ESCAPES)
+def test_templates_cannot_read_files_import_modules_or_reach_internals(tmp_path, source):
+    secret = tmp_path / "secret.txt"
+    secret.write_text(SECRET)
+    template = _template(tmp_path, source)
+    with pytest.raises(HarnessError) as caught:
+        template.render({"path": str(secret), "source": "text", "shots": [], "meta": {}})
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1 and SECRET not in message
+
+
+def test_ordinary_templates_still_work(tmp_path):
+    template = _template(tmp_path, "{{ source | upper }} = {{ shots | join(', ') }}{{ ' !' * 2 }}")
+    assert template.render({"source": "abc", "shots": ["x", "y"]}) == "ABC = x, y ! !"
+    assert _template(tmp_path, "{{ self }}", "s").render({"self": "a field named self"})
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+FIELDS = ["source", "target", "source_language", "target_language", "context", "choices", "self"]
+TEMPLATE_SOURCES = [
+    *(p.read_text(encoding="utf-8") for p in sorted((REPO / "prompts").rglob("*.jinja"))),
+    "{{ context[0] }} {{ choices | join(' ') }} {{ choices[1:] }}",
+    "{{ source | int + 1 }} {{ target | float / 3 }} {{ (context | length) // (source | length) }}",
+    "{% for c in choices %}{{ loop.index }}. {{ c.strip() }}\n{% endfor %}{{ target.split()[0] }}",
+    "{{ source ~ target }}{{ context | upper }}{{ choices | sort | first }}{{ '%s-%d' % (source, target) }}",
+]
+
+
+TEMPLATES = [PromptTemplate(f"t{i}", Path(f"t{i}.jinja"), source, {})
+             for i, source in enumerate(TEMPLATE_SOURCES)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(template=st.sampled_from(TEMPLATES),
+       doc=st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=6), json_values, max_size=7))
+def test_rendering_arbitrary_field_values_raises_only_one_line_harness_errors(template, doc):
+    try:
+        rendered = template.render(doc)
+    except HarnessError as exc:  # anything else propagates and fails the test
+        assert len(str(exc).splitlines()) == 1, str(exc)
+    else:
+        assert isinstance(rendered, str)
+
+
+_BYTE_OF = {ch: b for b, ch in bytes_to_unicode().items()}
+
+
+def _token_bytes(tokenizer, ids: list[int]) -> bytes:
+    """The exact bytes GPT-2's byte-level BPE tokens stand for (special tokens as their text)."""
+    special = set(tokenizer.all_special_ids)
+    pieces = []
+    for token_id, token in zip(ids, tokenizer.convert_ids_to_tokens(ids), strict=True):
+        pieces.append(token.encode() if token_id in special else bytes(_BYTE_OF[ch] for ch in token))
+    return b"".join(pieces)
+
+
+@settings(max_examples=300, deadline=None)
+@given(context=st.text(max_size=40), continuation=st.text(max_size=20))
+def test_context_continuation_split_reassembles_the_text(gpt2_tokenizer, context, continuation):
+    def encode(text: str) -> list[int]:
+        return gpt2_tokenizer.encode(text, add_special_tokens=False)
+
+    prefix = gpt2_tokenizer.eos_token_id
+    ctx, cont = split_context_continuation(encode, context, continuation, prefix)
+    whole = (context + continuation).encode("utf-8")
+    if context.strip():
+        assert _token_bytes(gpt2_tokenizer, ctx + cont) == whole
+        assert ctx + cont == encode(context + continuation)  # the tokens the model really sees
+        assert len(ctx) == len(encode(context.rstrip()))
+    else:  # nothing but (maybe) whitespace before: the prefix token, then the whole text
+        assert ctx == [prefix] and _token_bytes(gpt2_tokenizer, cont) == whole
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(0, 200), max_length=st.integers(1, 40), data=st.data())
+def test_rolling_windows_predict_every_token_once_within_the_context(n, max_length, data):
+    context_len = data.draw(st.integers(1, max_length))
+    tokens = list(range(1000, 1000 + n))
+    windows = list(rolling_windows(tokens, 7, max_length, context_len))
+    assert [t for _, targets in windows for t in targets] == tokens
+    for context, targets in windows:
+        assert context and len(context) + len(targets) - 1 <= max_length
