@@ -22,6 +22,19 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def _activate_mindnlp_first() -> None:
+    """Tests run every in-process engine in one pytest process. mindnlp must replace `torch`
+    before anything (the native engine's tokenizer included) imports the real one, exactly as
+    `harness run` orders engines (`harness.engines.prepare`); the native engine lives beside it.
+    Plain-PyTorch references run in subprocesses."""
+    from harness import engines
+
+    engines.activate("mindnlp")
+
+
+_activate_mindnlp_first()
+
+
 def require(path: Path) -> Path:
     """The shared data is part of the project's environment: fail (never skip) without it."""
     if not path.exists():

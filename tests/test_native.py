@@ -144,9 +144,10 @@ def test_batch_size_auto_backs_off_on_out_of_memory(native_lm, monkeypatch):
         fixed.loglikelihood(requests)
 
 
-def test_auto_backend_is_native_for_gpt2_only(native_lm, tmp_path):
+def test_auto_backend_is_native_for_gpt2_only(native_lm, tiny_lm, tmp_path):
     assert models.backend_for("tiny") == "native"
     assert native_lm.backend.name == "native"
+    assert native_lm.backend.num_parameters() == tiny_lm.backend.num_parameters() == 149312
     other = tmp_path / "llama"
     other.mkdir()
     (other / "config.json").write_text(json.dumps({"model_type": "llama"}), encoding="utf-8")

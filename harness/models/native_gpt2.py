@@ -96,7 +96,7 @@ def _block(x, cache_k, cache_v, allowed, place, mode: int, n_head: int, eps: flo
         keys = mint.where(written[:, :, None, :], _bmm(k, place.broadcast_to((B, n_head, T, -1))), cache_k)
         values = mint.where(written[:, :, :, None],
                             _bmm(place.swapaxes(2, 3).broadcast_to((B, n_head, -1, T)), v), cache_v)
-    scores = (_bmm(q, keys) * (1.0 / math.sqrt(hd))).astype(ms.float32)  # [B,H,T,S]
+    scores = _bmm(q, keys).astype(ms.float32)  # [B,H,T,S]; q comes pre-scaled by 1/sqrt(hd)
     scores = mint.where(allowed, scores, float(np.finfo(np.float32).min))  # finite: no NaN rows
     att = _bmm(ops.softmax(scores, -1).astype(x.dtype), values)  # [B,H,T,hd]
     h = h + _linear(att.transpose(0, 2, 1, 3).reshape(B * T, D), w_o, b_o)
@@ -179,9 +179,19 @@ class GPT2:
     def __init__(self, config: GPT2Config, state: dict[str, np.ndarray], dtype: str = "float32") -> None:
         self.config = config
         self.dtype = MS_DTYPES[dtype]
+        self.n_parameters = sum(int(v.size) for v in state.values())  # tied output layer not in state
 
         def t(name: str) -> Tensor:
             return Tensor(np.ascontiguousarray(state[name]), dtype=self.dtype)
+
+        # Fold attention's 1/sqrt(head_dim) into the query projection (exact for GPT-2's
+        # head_dim 64: a power of two), saving a pass over the [T, S] scores of every head.
+        state = dict(state)
+        scale = np.ones(3 * config.n_embd, dtype=np.float32)
+        scale[: config.n_embd] = 1.0 / math.sqrt(config.n_embd // config.n_head)
+        for i in range(config.n_layer):
+            for key in ("attn.c_attn.weight", "attn.c_attn.bias"):
+                state[f"h.{i}.{key}"] = state[f"h.{i}.{key}"] * scale
 
         self.wte, self.wpe = t("wte.weight"), t("wpe.weight")
         # A ready-transposed output layer: matmul(x, W.T) would copy W on every call.
@@ -190,8 +200,7 @@ class GPT2:
         self.ln_f = (t("ln_f.weight"), t("ln_f.bias"))
 
     def num_parameters(self) -> int:
-        total = self.wte.size + self.wpe.size + sum(p.size for p in self.ln_f)
-        return int(total + sum(p.size for block in self.blocks for p in block))
+        return self.n_parameters
 
     def forward(self, ids: np.ndarray, pos: np.ndarray, allowed: np.ndarray, mode: int = FRESH,
                 cache: list[tuple[Tensor, Tensor]] | None = None, place: np.ndarray | None = None):
