@@ -21,15 +21,19 @@ Row = dict[str, Any]
 TABLE_SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".txt": "txt"}
 
 
-def read_lines(path: Path) -> list[str]:
-    """The file's lines (without newlines); errors name the file and the bad line."""
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes; a missing or unreadable file becomes one line naming it."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise HarnessError(f"data file not found: {path}") from None
     except OSError as exc:
         raise HarnessError(f"cannot read data file {path}: {exc.strerror}") from None
-    lines = raw.split(b"\n")
+
+
+def read_lines(path: Path) -> list[str]:
+    """The file's lines (without newlines); errors name the file and the bad line."""
+    lines = _read_bytes(path).split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
     out = []
@@ -48,12 +52,7 @@ def read_lines(path: Path) -> list[str]:
 
 def read_whole(path: Path) -> str:
     """All of a text file, exactly (line ends included)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise HarnessError(f"data file not found: {path}") from None
-    except OSError as exc:
-        raise HarnessError(f"cannot read data file {path}: {exc.strerror}") from None
+    raw = _read_bytes(path)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
