@@ -41,14 +41,18 @@ class Stats:
     notes: list[str] = field(default_factory=list)
 
 
-def bucket_width(length: int, max_width: int) -> int:
+GENERATION_WIDTH_STEP = 64
+
+
+def bucket_width(length: int, max_width: int, step: int = 16) -> int:
     """The padded width for a sequence of `length` tokens: it depends on nothing else.
 
     Every row is computed at the width of its own bucket, and a batch holds one bucket, so
     a row's numbers are the same whatever the batch size or its neighbours (float sums over
     a longer padded row differ in the last bits). The few widths also bound recompilation.
+    Above 256 tokens the step is 4 times coarser.
     """
-    step = 32 if length <= 256 else 128
+    step = step if length <= 256 else 4 * step
     return min(max(step, -(-length // step) * step), max(max_width, length))
 
 
@@ -64,19 +68,6 @@ def _batches(order: Sequence[int], widths: Sequence[int],
             yield batch
             batch = []
         batch.append(i)
-    if batch:
-        yield batch
-
-
-def _pack(groups: Iterable[list[int]], size: int) -> Iterable[list[int]]:
-    """Whole groups into batches of at most `size` items (a larger group is cut into pieces)."""
-    batch: list[int] = []
-    for group in groups:
-        for piece in (group[k : k + size] for k in range(0, len(group), size)):
-            if batch and len(batch) + len(piece) > size:
-                yield batch
-                batch = []
-            batch += piece
     if batch:
         yield batch
 
@@ -185,20 +176,21 @@ class LanguageModel:
                        widths: Sequence[int]) -> Iterable[tuple[list[int], bool]]:
         """(batch, shared) pairs, widest first: memory problems show at once, padding is minimal.
 
-        Rows with the same unscored prefix `row[:len(row)-1-n]` and width (the choices of a
-        multiple-choice question) go together as `shared` batches when the backend can run
-        the prefix once and score each row from its KV cache (`score_shared`)."""
+        Rows with the same context `row[:len(row)-n]` and width (the choices of a multiple-choice
+        question) go together as `shared` batches of up to `batch_size` contexts when the backend
+        can run each context once and score every row from it (`score_shared`)."""
         groups: dict[tuple[int, tuple[int, ...]], list[int]] = {}
         if self.share_prefixes and self.backend.shares_prefixes:
             for i, (row, n) in enumerate(zip(rows, n_targets, strict=True)):
-                if len(row) - 1 - n >= 1:
-                    groups.setdefault((widths[i], tuple(row[: len(row) - 1 - n])), []).append(i)
+                if n >= 1 and len(row) - n >= 1:
+                    groups.setdefault((widths[i], tuple(row[: len(row) - n])), []).append(i)
         shared = {key: g for key, g in groups.items() if len(g) > 1}
         in_shared = {i for g in shared.values() for i in g}
         order = sorted(range(len(rows)), key=lambda i: (-len(rows[i]), rows[i]))
         for width in sorted(set(widths), reverse=True):
             mine = sorted((key for key in shared if key[0] == width), key=lambda k: (-len(k[1]), k[1]))
-            yield from ((b, True) for b in _pack((shared[k] for k in mine), self.batch_size))
+            for k in range(0, len(mine), self.batch_size):
+                yield [i for key in mine[k : k + self.batch_size] for i in shared[key]], True
             plain = [i for i in order if widths[i] == width and i not in in_shared]
             yield from ((b, False) for b in _batches(plain, widths, lambda: self.batch_size))
 
@@ -254,7 +246,8 @@ class LanguageModel:
         multiplicity = Counter(inverse)
         prompts = [self._generation_prompt(r) for r in distinct]
         order = sorted(range(len(distinct)), key=lambda i: (-len(prompts[i]), prompts[i]))
-        widths = [bucket_width(len(p), self.max_length - r.max_new_tokens)
+        # coarse prompt widths: decoding, not the prompt, is most of the work, so fuller batches win
+        widths = [bucket_width(len(p), self.max_length - r.max_new_tokens, GENERATION_WIDTH_STEP)
                   for p, r in zip(prompts, distinct, strict=True)]
         outputs: list[str] = [""] * len(distinct)
         self._fit_batch_size(max((w + r.max_new_tokens for w, r in zip(widths, distinct, strict=True)),

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from harness.models.backend import Backend
-from harness.models.native_gpt2 import FRESH, GPT2, PLACE, PREFILL, SHIFT, GPT2Config, load_state
+from harness.models.native_gpt2 import DECODE, FRESH, GPT2, PLACE, GPT2Config, load_state
 
 HEAD_CHUNK = 512  # rows per output-layer call: bounds the [rows, vocab] logits in memory
+SHARED_CHUNK = 16  # multi-token continuations per call of `score_shared`: bounds KV-cache copies
 
 
 def bucket(n: int) -> int:
@@ -58,7 +59,7 @@ class NativeGPT2Backend(Backend):
         lps, greedy = [np.zeros(0)], [np.zeros(0, dtype=bool)]
         for start in range(0, len(flat_rows), HEAD_CHUNK):
             rows = flat_rows[start : start + HEAD_CHUNK]
-            size = bucket(len(rows))
+            size = max(8, 1 << (len(rows) - 1).bit_length())  # powers of two: few compiled shapes
             index = np.zeros(size, dtype=np.int64)
             index[: len(rows)] = rows
             tgt = np.zeros(size, dtype=np.int64)
@@ -100,37 +101,56 @@ class NativeGPT2Backend(Backend):
         return self._split(lp, gr, n_targets)
 
     def score_shared(self, rows: Sequence[Sequence[int]], n_targets: Sequence[int], width: int):
-        """Same result as `score`, running each distinct unscored prefix once.
+        """Same result as `score`, running each distinct context once.
 
-        The prefix `row[:len(row)-1-n]` runs at `width` like a whole row would; each row's
-        scored tokens then run against a copy of its prefix's KV cache, placed at their own
-        positions in a cache of the same width, so every attention sum has the same terms
-        in the same order as in `score` and the numbers are bit-identical.
+        A row's context is `row[:len(row)-n]`. Contexts run at `width`, as whole rows would, and
+        give every row's first target (single-token choices need nothing more). A row's further
+        continuation tokens then run against a copy of its context's KV cache, placed at their
+        own positions in a cache of the same width, so every attention sum has the same terms in
+        the same order as in `score` and the numbers are bit-identical.
         """
-        prefixes: dict[tuple[int, ...], int] = {}
+        contexts: dict[tuple[int, ...], int] = {}
         owner, starts = [], []
         for row, n in zip(rows, n_targets, strict=True):
-            start = len(row) - 1 - n
-            if start < 1:
-                raise ValueError("score_shared needs at least one unscored token per row")
-            owner.append(prefixes.setdefault(tuple(row[:start]), len(prefixes)))
+            start = len(row) - n
+            if start < 1 or n < 1:
+                raise ValueError("score_shared needs a non-empty context and target per row")
+            owner.append(contexts.setdefault(tuple(row[:start]), len(contexts)))
             starts.append(start)
-        n_pre = bucket(len(prefixes))
-        ids = np.full((n_pre, width), self.pad_id, dtype=np.int64)
-        for prefix, g in prefixes.items():
-            ids[g, : len(prefix)] = prefix
-        pos = np.broadcast_to(np.arange(width), (n_pre, width))
-        _, cache = self.model.forward(ids, pos, self._causal(n_pre, width), FRESH)
+        n_ctx = bucket(len(contexts))
+        ids = np.full((n_ctx, width), self.pad_id, dtype=np.int64)
+        for context, g in contexts.items():
+            ids[g, : len(context)] = context
+        pos = np.broadcast_to(np.arange(width), (n_ctx, width))
+        hidden, cache = self.model.forward(ids, pos, self._causal(n_ctx, width), FRESH)
+        first = np.asarray([g * width + s - 1 for g, s in zip(owner, starts, strict=True)])
+        lp_first, gr_first = self._scored(hidden, first, np.asarray([row[s] for row, s in zip(rows, starts,
+                                                                                          strict=True)]))
+        longer = [r for r, n in enumerate(n_targets) if n > 1]
+        rest: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for k in range(0, len(longer), SHARED_CHUNK):
+            chunk = longer[k : k + SHARED_CHUNK]
+            rest.update(zip(chunk, self._continue(cache, [rows[r] for r in chunk], [starts[r] for r in chunk],
+                                                  [owner[r] for r in chunk], width), strict=True))
+        out = []
+        for r in range(len(rows)):
+            lp, gr = rest.get(r, (np.zeros(0), np.zeros(0, dtype=bool)))
+            out.append((np.concatenate([lp_first[r : r + 1], lp]), np.concatenate([gr_first[r : r + 1], gr])))
+        return out
 
-        # scored tokens per row: powers of two from 4, so that few shapes are compiled
-        n_rows, steps = bucket(len(rows)), max(4, 1 << (max(n_targets) - 1).bit_length())
+    def _continue(self, cache, rows: Sequence[Sequence[int]], starts: Sequence[int], owner: Sequence[int],
+                  width: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Scores of each row's targets after its first, fed on a copy of its context's cache."""
+        counts = [len(row) - 1 - start for row, start in zip(rows, starts, strict=True)]
+        # a fixed number of rows and powers of two from 4 tokens per row: few compiled shapes
+        n_rows, steps = SHARED_CHUNK, max(4, 1 << (max(counts) - 1).bit_length())
         ids = np.full((n_rows, steps), self.pad_id, dtype=np.int64)
         pos = np.zeros((n_rows, steps), dtype=np.int64)
         place = np.zeros((n_rows, steps, width), dtype=np.float32)
         allowed = np.zeros((n_rows, steps, width), dtype=bool)
         who = np.zeros(n_rows, dtype=np.int32)
         flat, targets = [], []
-        for r, (row, n, start) in enumerate(zip(rows, n_targets, starts, strict=True)):
+        for r, (row, n, start) in enumerate(zip(rows, counts, starts, strict=True)):
             ids[r, :n] = row[start : start + n]
             at = np.minimum(start + np.arange(steps), width - 1)
             pos[r] = at
@@ -139,36 +159,36 @@ class NativeGPT2Backend(Backend):
             who[r] = owner[r]
             flat += range(r * steps, r * steps + n)
             targets += row[start + 1 : start + 1 + n]
-        hidden, _ = self.model.forward(ids, pos, allowed, PLACE, self.model.take(cache, who), place)
+        hidden, _ = self.model.forward(ids, pos, allowed, PLACE, cache, place, who)
         lp, gr = self._scored(hidden, np.asarray(flat), np.asarray(targets))
-        return self._split(lp, gr, n_targets)
+        return self._split(lp, gr, counts)
 
     # ---------------------------------------------------------------- generation
     def prefill(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, width: int):
         batch, free = bucket(len(prompts)), bucket(max(1, max_new_tokens))
-        slots = free + width
         ids = np.full((batch, width), self.pad_id, dtype=np.int64)
-        valid = np.zeros((batch, slots), dtype=bool)  # which cache slots hold real tokens
+        valid = np.zeros((batch, width + free), dtype=bool)  # prompt slots, then generated-token slots
         for i, p in enumerate(prompts):  # left padding: every row's next token is at the end
             ids[i, width - len(p) :] = p
-            valid[i, slots - len(p) :] = True
-        pos = np.clip(np.cumsum(valid[:, free:], axis=1) - 1, 0, None)
-        causal = np.arange(slots)[None, :] <= (free + np.arange(width))[:, None]  # [W, S]
-        allowed = causal[None] & valid[:, None, :]
-        hidden, cache = self.model.forward(ids, pos, allowed, PREFILL, self.model.empty_cache(batch, free))
-        state = {"cache": cache, "valid": valid, "next_pos": valid.sum(axis=1), "free": free,
-                 "n": len(prompts)}
+            valid[i, width - len(p) : width] = True
+        pos = np.clip(np.cumsum(valid[:, :width], axis=1) - 1, 0, None)
+        allowed = np.tril(np.ones((width, width), dtype=bool))[None] & valid[:, None, :width]
+        hidden, cache = self.model.forward(ids, pos, allowed, FRESH)
+        state = {"cache": cache, "new": self.model.empty_cache(batch, free), "valid": valid,
+                 "next_pos": valid.sum(axis=1), "free": free, "width": width, "n": len(prompts)}
         return state, self.model.logits(hidden, np.arange(batch) * width + width - 1)[: len(prompts)]
 
     def decode(self, state: dict, tokens: np.ndarray) -> np.ndarray:
         if state["free"] == 0:
             raise RuntimeError("decode called more often than prefill's max_new_tokens")
-        batch = state["valid"].shape[0]
+        batch, width = state["valid"].shape[0], state["width"]
         ids = np.full((batch, 1), self.pad_id, dtype=np.int64)
         ids[: state["n"], 0] = tokens
-        valid = np.concatenate([state["valid"][:, 1:], np.ones((batch, 1), dtype=bool)], axis=1)
+        old = state["valid"]
+        valid = np.concatenate([old[:, :width], old[:, width + 1 :], np.ones((batch, 1), dtype=bool)], axis=1)
         pos = np.minimum(state["next_pos"], self.max_length - 1)[:, None]
-        hidden, state["cache"] = self.model.forward(ids, pos, valid[:, None, :], SHIFT, state["cache"])
+        hidden, state["new"] = self.model.forward(ids, pos, valid[:, None, :], DECODE, state["cache"],
+                                                  new=state["new"])
         state.update(valid=valid, next_pos=state["next_pos"] + 1, free=state["free"] - 1)
         return self.model.logits(hidden, np.arange(batch))[: state["n"]]
 

@@ -30,7 +30,7 @@ BLOCK_KEYS = (
     "mlp.c_proj.weight", "mlp.c_proj.bias",
 )
 # How a block obtains the keys/values it attends to (a compile-time constant).
-FRESH, PREFILL, SHIFT, PLACE = 0, 1, 2, 3
+FRESH, DECODE, PLACE = 0, 1, 2
 # GPT-2 config options with the value every released GPT-2 checkpoint uses (others: mindnlp).
 UNSUPPORTED = {"activation_function": "gelu_new", "scale_attn_weights": True,
                "scale_attn_by_inverse_layer_idx": False, "reorder_and_upcast_attn": False,
@@ -73,7 +73,8 @@ def _linear(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
     return ops.bias_add(_matmul(x, w), b)
 
 
-def _block(x, cache_k, cache_v, allowed, place, mode: int, n_head: int, eps: float, weights):
+def _block(x, cache_k, cache_v, allowed, place, who, new_k, new_v, mode: int, n_head: int, eps: float,
+           weights):
     """One transformer block. x [B,T,D]; keys [B,H,hd,S] (transposed) and values [B,H,S,hd]."""
     w_ln1, b_ln1, w_qkv, b_qkv, w_o, b_o, w_ln2, b_ln2, w_fc, b_fc, w_pr, b_pr = weights
     B, T, D = x.shape
@@ -83,57 +84,57 @@ def _block(x, cache_k, cache_v, allowed, place, mode: int, n_head: int, eps: flo
     q = q.reshape(B, T, n_head, hd).transpose(0, 2, 1, 3)  # [B,H,T,hd]
     k = k.reshape(B, T, n_head, hd).transpose(0, 2, 3, 1)  # [B,H,hd,T]
     v = v.reshape(B, T, n_head, hd).transpose(0, 2, 1, 3)  # [B,H,T,hd]
+    low = float(np.finfo(np.float32).min)  # masked scores: finite, so no NaN rows
+    if mode == DECODE:  # cache: the prompt's keys, never copied; new_k/new_v: the generated tokens,
+        # one new token entering on the right and the oldest (empty) slot leaving at each step
+        new_k = mint.cat((new_k[:, :, :, 1:], k), dim=3)
+        new_v = mint.cat((new_v[:, :, 1:], v), dim=2)
+        scores = mint.cat((_bmm(q, cache_k), _bmm(q, new_k)), dim=3).astype(ms.float32)
+        probs = ops.softmax(mint.where(allowed, scores, low), -1).astype(x.dtype)
+        width = cache_k.shape[3]
+        att = _bmm(probs[:, :, :, :width], cache_v) + _bmm(probs[:, :, :, width:], new_v)
+        return _mlp(h, att, eps, weights).reshape(B, T, D), new_k, new_v
     if mode == FRESH:  # keys are this call's own tokens
         keys, values = k, v
-    elif mode == PREFILL:  # the (empty) cache gives free slots on the left for tokens to come
-        keys = mint.cat((cache_k, k), dim=3)
-        values = mint.cat((cache_v, v), dim=2)
-    elif mode == SHIFT:  # one new token enters on the right, the oldest (empty) slot leaves
-        keys = mint.cat((cache_k[:, :, :, 1:], k), dim=3)
-        values = mint.cat((cache_v[:, :, 1:], v), dim=2)
-    else:  # PLACE: token t goes to slot s where place[b,0,t,s] == 1 (exact: x*1 plus zeros)
+    else:  # PLACE: row b continues cache row who[b]; token t goes to slot s where place[b,0,t,s] == 1
+        cache_k, cache_v = ops.gather(cache_k, who, 0), ops.gather(cache_v, who, 0)  # (exact: x*1 + 0s)
         written = place.sum(2) > 0.5  # [B,1,S]
         keys = mint.where(written[:, :, None, :], _bmm(k, place.broadcast_to((B, n_head, T, -1))), cache_k)
         values = mint.where(written[:, :, :, None],
                             _bmm(place.swapaxes(2, 3).broadcast_to((B, n_head, -1, T)), v), cache_v)
     scores = _bmm(q, keys).astype(ms.float32)  # [B,H,T,S]; q comes pre-scaled by 1/sqrt(hd)
-    scores = mint.where(allowed, scores, float(np.finfo(np.float32).min))  # finite: no NaN rows
-    att = _bmm(ops.softmax(scores, -1).astype(x.dtype), values)  # [B,H,T,hd]
-    h = h + _linear(att.transpose(0, 2, 1, 3).reshape(B * T, D), w_o, b_o)
-    h = h + _linear(_gelu_new(_linear(_layer_norm(h, w_ln2, b_ln2, eps), w_fc, b_fc)), w_pr, b_pr)
-    return h.reshape(B, T, D), keys, values
+    att = _bmm(ops.softmax(mint.where(allowed, scores, low), -1).astype(x.dtype), values)  # [B,H,T,hd]
+    return _mlp(h, att, eps, weights).reshape(B, T, D), keys, values
+
+
+def _mlp(h, att, eps: float, weights):
+    """Attention output projection and residual, then the MLP and its residual; h [B*T, D]."""
+    w_ln1, b_ln1, w_qkv, b_qkv, w_o, b_o, w_ln2, b_ln2, w_fc, b_fc, w_pr, b_pr = weights
+    B, H, T, hd = att.shape
+    h = h + _linear(att.transpose(0, 2, 1, 3).reshape(B * T, H * hd), w_o, b_o)
+    return h + _linear(_gelu_new(_linear(_layer_norm(h, w_ln2, b_ln2, eps), w_fc, b_fc)), w_pr, b_pr)
 
 
 @ms.jit
-def _block_jit(x, cache_k, cache_v, allowed, place, mode, n_head, eps, *weights):
-    return _block(x, cache_k, cache_v, allowed, place, mode, n_head, eps, weights)
+def _block_jit(x, cache_k, cache_v, allowed, place, who, new_k, new_v, mode, n_head, eps, *weights):
+    return _block(x, cache_k, cache_v, allowed, place, who, new_k, new_v, mode, n_head, eps, weights)
+
+
+def _head(h, index, w_ln, b_ln, eps, w_out):
+    """Final layer norm and output layer at rows `index` only of h [B,T,D] seen as [B*T, D]."""
+    rows = _layer_norm(ops.gather(h.reshape(-1, h.shape[-1]), index, 0), w_ln, b_ln, eps)
+    return _matmul(rows, w_out).astype(ms.float32)
 
 
 @ms.jit
-def _embed(ids, pos, wte, wpe):
-    return ops.gather(wte, ids, 0) + ops.gather(wpe, pos, 0)
+def _logits(h, index, w_ln, b_ln, eps, w_out):
+    return _head(h, index, w_ln, b_ln, eps, w_out)
 
 
 @ms.jit
-def _final(h, w, b, eps):
-    return _layer_norm(h, w, b, eps)
-
-
-@ms.jit
-def _take(x, index):
-    return ops.gather(x, index, 0)
-
-
-@ms.jit
-def _logits(h, index, w_out):
-    """Logits at rows `index` of h [B,T,D] seen as [B*T, D]."""
-    return _matmul(ops.gather(h.reshape(-1, h.shape[-1]), index, 0), w_out).astype(ms.float32)
-
-
-@ms.jit
-def _score(h, index, w_out, targets):
+def _score(h, index, w_ln, b_ln, eps, w_out, targets):
     """log P(target) and whether target is the argmax, at rows `index` of h [B,T,D] seen as [B*T, D]."""
-    logits = _matmul(ops.gather(h.reshape(-1, h.shape[-1]), index, 0), w_out).astype(ms.float32)
+    logits = _head(h, index, w_ln, b_ln, eps, w_out)
     logprobs = ops.log_softmax(logits, -1)
     picked = ops.gather_elements(logprobs, 1, targets[:, None])[:, 0]
     return picked, _argmax(logits) == targets
@@ -193,7 +194,9 @@ class GPT2:
             for key in ("attn.c_attn.weight", "attn.c_attn.bias"):
                 state[f"h.{i}.{key}"] = state[f"h.{i}.{key}"] * scale
 
-        self.wte, self.wpe = t("wte.weight"), t("wpe.weight")
+        # Embedding lookups run in numpy (one graph fewer to compile per input shape).
+        self.wte = np.ascontiguousarray(state["wte.weight"], dtype=np.float32)
+        self.wpe = np.ascontiguousarray(state["wpe.weight"], dtype=np.float32)
         # A ready-transposed output layer: matmul(x, W.T) would copy W on every call.
         self.w_out = Tensor(np.ascontiguousarray(state["wte.weight"].T), dtype=self.dtype)
         self.blocks = [tuple(t(f"h.{i}.{key}") for key in BLOCK_KEYS) for i in range(config.n_layer)]
@@ -203,20 +206,26 @@ class GPT2:
         return self.n_parameters
 
     def forward(self, ids: np.ndarray, pos: np.ndarray, allowed: np.ndarray, mode: int = FRESH,
-                cache: list[tuple[Tensor, Tensor]] | None = None, place: np.ndarray | None = None):
-        """Hidden states after the final layer norm [B,T,D] and each layer's (keys, values)."""
+                cache: list[tuple[Tensor, Tensor]] | None = None, place: np.ndarray | None = None,
+                who: np.ndarray | None = None, new: list[tuple[Tensor, Tensor]] | None = None):
+        """Hidden states before the final layer norm [B,T,D] and each layer's (keys, values).
+
+        PLACE mode: row b continues row `who[b]` of `cache`, its tokens written where `place` says.
+        DECODE mode: one token per row after the prompt `cache` and the generated tokens `new`;
+        the (keys, values) returned are the generated tokens' ones."""
         c = self.config
-        x = _embed(Tensor(np.ascontiguousarray(ids), ms.int32), Tensor(np.ascontiguousarray(pos), ms.int32),
-                   self.wte, self.wpe)
+        x = Tensor(self.wte[ids] + self.wpe[pos], self.dtype)
         mask = Tensor(np.ascontiguousarray(allowed[:, None]), ms.bool_)
         placement = Tensor(np.ascontiguousarray(place[:, None]), self.dtype) if place is not None else None
+        rows = Tensor(np.asarray(who, dtype=np.int32)) if who is not None else None
         new_cache = []
         for i, weights in enumerate(self.blocks):
             ck, cv = cache[i] if cache is not None else (None, None)
-            x, keys, values = _block_jit(x, ck, cv, mask, placement, mode, c.n_head,
+            nk, nv = new[i] if new is not None else (None, None)
+            x, keys, values = _block_jit(x, ck, cv, mask, placement, rows, nk, nv, mode, c.n_head,
                                          c.layer_norm_epsilon, *weights)
             new_cache.append((keys, values))
-        return _final(x, *self.ln_f, c.layer_norm_epsilon), new_cache
+        return x, new_cache
 
     def empty_cache(self, batch: int, slots: int) -> list[tuple[Tensor, Tensor]]:
         c = self.config
@@ -225,20 +234,16 @@ class GPT2:
         v = Tensor(np.zeros((batch, c.n_head, slots, hd), dtype=np.float32), self.dtype)
         return [(k, v)] * c.n_layer
 
-    @staticmethod
-    def take(cache: list[tuple[Tensor, Tensor]], rows: np.ndarray) -> list[tuple[Tensor, Tensor]]:
-        """The cache of the given batch rows (a copy)."""
-        index = Tensor(np.asarray(rows, dtype=np.int32))
-        return [(_take(k, index), _take(v, index)) for k, v in cache]
-
     # Output layer. Tensor methods are avoided outside compiled code: mindnlp, when loaded in
     # the same process, replaces MindSpore's Tensor indexing with its own.
     def logits(self, hidden: Tensor, rows: np.ndarray) -> np.ndarray:
         """float32 logits [M,V] at rows (flat indices into [B*T]) of hidden [B,T,D]; M >= 2."""
-        return _logits(hidden, Tensor(np.asarray(rows, dtype=np.int32)), self.w_out).asnumpy()
+        index = Tensor(np.asarray(rows, dtype=np.int32))
+        return _logits(hidden, index, *self.ln_f, self.config.layer_norm_epsilon, self.w_out).asnumpy()
 
     def score(self, hidden: Tensor, rows: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """log P(target) and target == argmax at rows (flat indices) of hidden [B,T,D]; M >= 2."""
-        picked, greedy = _score(hidden, Tensor(np.asarray(rows, dtype=np.int32)), self.w_out,
+        picked, greedy = _score(hidden, Tensor(np.asarray(rows, dtype=np.int32)), *self.ln_f,
+                                self.config.layer_norm_epsilon, self.w_out,
                                 Tensor(np.asarray(targets, dtype=np.int32)))
         return picked.asnumpy(), greedy.asnumpy()
