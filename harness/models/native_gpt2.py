@@ -120,21 +120,20 @@ def _block_jit(x, cache_k, cache_v, allowed, place, who, new_k, new_v, mode, n_h
     return _block(x, cache_k, cache_v, allowed, place, who, new_k, new_v, mode, n_head, eps, weights)
 
 
-def _head(h, index, w_ln, b_ln, eps, w_out):
-    """Final layer norm and output layer at rows `index` only of h [B,T,D] seen as [B*T, D]."""
-    rows = _layer_norm(ops.gather(h.reshape(-1, h.shape[-1]), index, 0), w_ln, b_ln, eps)
-    return _matmul(rows, w_out).astype(ms.float32)
+def _head(rows, w_ln, b_ln, eps, w_out):
+    """Final layer norm and output layer for hidden rows [M, D]."""
+    return _matmul(_layer_norm(rows, w_ln, b_ln, eps), w_out).astype(ms.float32)
 
 
 @ms.jit
-def _logits(h, index, w_ln, b_ln, eps, w_out):
-    return _head(h, index, w_ln, b_ln, eps, w_out)
+def _logits(rows, w_ln, b_ln, eps, w_out):
+    return _head(rows, w_ln, b_ln, eps, w_out)
 
 
 @ms.jit
-def _score(h, index, w_ln, b_ln, eps, w_out, targets):
-    """log P(target) and whether target is the argmax, at rows `index` of h [B,T,D] seen as [B*T, D]."""
-    logits = _head(h, index, w_ln, b_ln, eps, w_out)
+def _score(rows, w_ln, b_ln, eps, w_out, targets):
+    """log P(target) and whether target is the argmax, for hidden rows [M, D]."""
+    logits = _head(rows, w_ln, b_ln, eps, w_out)
     logprobs = ops.log_softmax(logits, -1)
     picked = ops.gather_elements(logprobs, 1, targets[:, None])[:, 0]
     return picked, _argmax(logits) == targets
@@ -234,16 +233,21 @@ class GPT2:
         v = Tensor(np.zeros((batch, c.n_head, slots, hd), dtype=np.float32), self.dtype)
         return [(k, v)] * c.n_layer
 
-    # Output layer. Tensor methods are avoided outside compiled code: mindnlp, when loaded in
-    # the same process, replaces MindSpore's Tensor indexing with its own.
+    # Output layer, at the rows (flat indices into [B*T]) of hidden [B,T,D] that are needed only.
+    # The rows are gathered outside the compiled graph, which then depends on their number only:
+    # one graph per count, whatever the batch shape. Functional ops, not Tensor methods: mindnlp,
+    # when loaded in the same process, replaces MindSpore's Tensor indexing with its own.
+    def _rows(self, hidden: Tensor, rows: np.ndarray) -> Tensor:
+        flat = ops.reshape(hidden, (-1, hidden.shape[-1]))
+        return ops.gather(flat, Tensor(np.asarray(rows, dtype=np.int32)), 0)
+
     def logits(self, hidden: Tensor, rows: np.ndarray) -> np.ndarray:
         """float32 logits [M,V] at rows (flat indices into [B*T]) of hidden [B,T,D]; M >= 2."""
-        index = Tensor(np.asarray(rows, dtype=np.int32))
-        return _logits(hidden, index, *self.ln_f, self.config.layer_norm_epsilon, self.w_out).asnumpy()
+        eps = self.config.layer_norm_epsilon
+        return _logits(self._rows(hidden, rows), *self.ln_f, eps, self.w_out).asnumpy()
 
     def score(self, hidden: Tensor, rows: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """log P(target) and target == argmax at rows (flat indices) of hidden [B,T,D]; M >= 2."""
-        picked, greedy = _score(hidden, Tensor(np.asarray(rows, dtype=np.int32)), *self.ln_f,
-                                self.config.layer_norm_epsilon, self.w_out,
-                                Tensor(np.asarray(targets, dtype=np.int32)))
+        picked, greedy = _score(self._rows(hidden, rows), *self.ln_f, self.config.layer_norm_epsilon,
+                                self.w_out, Tensor(np.asarray(targets, dtype=np.int32)))
         return picked.asnumpy(), greedy.asnumpy()
