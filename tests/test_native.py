@@ -14,6 +14,7 @@ import pytest
 from harness import models
 from harness.errors import HarnessError
 from harness.models.lm import LanguageModel
+from harness.models.native_gpt2 import PLACE
 from harness.requests import GenerationRequest, LoglikelihoodRequest
 
 PROMPTS = ["The cat sat on the", "Hello", "A much longer context, with punctuation; and more words here",
@@ -108,6 +109,30 @@ def test_loglikelihoods_agree_with_mindnlp(native_lm, tiny_lm):
     theirs = tiny_lm.loglikelihood(requests)
     assert max(abs(a.logprob - b.logprob) for a, b in zip(ours, theirs, strict=True)) < 1e-4
     assert [a.is_greedy for a in ours] == [b.is_greedy for b in theirs]
+
+
+def test_whole_network_graph_and_per_layer_graphs_give_identical_numbers(native_lm):
+    """A shape moves to a whole-network graph once it has recurred enough; nothing may change."""
+    model = native_lm.backend.model
+    rng = np.random.default_rng(0)
+    width = 32
+    ids = rng.integers(0, native_lm.backend.vocab_size, (4, width))
+    pos = np.broadcast_to(np.arange(width), (4, width))
+    causal = np.broadcast_to(np.tril(np.ones((width, width), dtype=bool)), (4, width, width))
+    hidden = {}
+    for whole in (False, True):
+        h, cache = model.forward(ids, pos, causal, whole=whole)
+        steps = 4  # then PLACE: 2 rows continue rows 3 and 1 of that cache, at positions 10.. and 20..
+        at = np.stack([10 + np.arange(steps), 20 + np.arange(steps)])  # [2, steps]
+        place = np.zeros((2, steps, width), dtype=np.float32)
+        for r in range(2):
+            place[r, np.arange(steps), at[r]] = 1.0
+        allowed = np.arange(width)[None, None, :] <= at[:, :, None]
+        g, _ = model.forward(ids[:2, :steps], at, allowed, PLACE, cache, place, np.array([3, 1]), whole=whole)
+        hidden[whole] = (h.asnumpy(), g.asnumpy())
+    assert np.array_equal(hidden[False][0], hidden[True][0])
+    assert np.array_equal(hidden[False][1], hidden[True][1])
+    assert np.abs(hidden[True][1]).max() > 0.1
 
 
 def test_batch_padding_rows_do_not_change_a_row(native_lm):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.models.backend import Backend
-from harness.models.native_gpt2 import DECODE, FRESH, GPT2, PLACE, GPT2Config, load_state
+from harness.models.native_gpt2 import FRESH, GPT2, PLACE, GPT2Config, load_state
 
 HEAD_CHUNK = 512  # rows per output-layer call: bounds the [rows, vocab] logits in memory
 SHARED_CHUNK = 16  # multi-token continuations per call of `score_shared`: bounds KV-cache copies
@@ -187,10 +187,9 @@ class NativeGPT2Backend(Backend):
         old = state["valid"]
         valid = np.concatenate([old[:, :width], old[:, width + 1 :], np.ones((batch, 1), dtype=bool)], axis=1)
         pos = np.minimum(state["next_pos"], self.max_length - 1)[:, None]
-        hidden, state["new"] = self.model.forward(ids, pos, valid[:, None, :], DECODE, state["cache"],
-                                                  new=state["new"])
+        logits, state["new"] = self.model.decode(ids, pos, valid[:, None, :], state["cache"], state["new"])
         state.update(valid=valid, next_pos=state["next_pos"] + 1, free=state["free"] - 1)
-        return self.model.logits(hidden, np.arange(batch))[: state["n"]]
+        return logits[: state["n"]]
 
     # ---------------------------------------------------------------- the rest
     def memory_per_row(self, width: int) -> int | None:

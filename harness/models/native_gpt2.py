@@ -22,7 +22,7 @@ from pathlib import Path
 
 import mindspore as ms
 import numpy as np
-from mindspore import Tensor, mint, ops
+from mindspore import Tensor, mint, mutable, ops
 
 BLOCK_KEYS = (
     "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
@@ -35,6 +35,11 @@ FRESH, DECODE, PLACE = 0, 1, 2
 UNSUPPORTED = {"activation_function": "gelu_new", "scale_attn_weights": True,
                "scale_attn_by_inverse_layer_idx": False, "reorder_and_upcast_attn": False,
                "tie_word_embeddings": True}
+# When an input shape gets a whole-network graph: once the time it would already have saved on the
+# calls so far (per call ~30 ms of graph-call overhead plus ~0.3 ms per token row, measured on
+# GPT-2-small, CPU; both and the compile time grow with the depth) exceeds what compiling it costs
+# (~1.5 s). Rent-or-buy: never more than twice the better choice in hindsight.
+WHOLE_GRAPH_COMPILE_S, SAVED_PER_CALL_S, SAVED_PER_TOKEN_S = 1.5, 0.03, 3e-4
 MS_DTYPES = {"float32": ms.float32, "float16": ms.float16, "bfloat16": ms.bfloat16}
 _matmul = ops.MatMul()
 _bmm = ops.BatchMatMul()
@@ -115,9 +120,41 @@ def _mlp(h, att, eps: float, weights):
     return h + _linear(_gelu_new(_linear(_layer_norm(h, w_ln2, b_ln2, eps), w_fc, b_fc)), w_pr, b_pr)
 
 
+def _layers(x, allowed, place, who, cache, new, weights, mode: int, n_head: int, eps: float):
+    """Every block in turn. `weights` holds each layer's BLOCK_KEYS tensors, layer after layer;
+    `cache`/`new` hold keys and values per layer ((k0, v0, k1, v1, ...)) or are None."""
+    n = len(BLOCK_KEYS)
+    out = ()
+    for i in range(len(weights) // n):
+        cache_k, cache_v, new_k, new_v = None, None, None, None
+        if cache is not None:
+            cache_k, cache_v = cache[2 * i], cache[2 * i + 1]
+        if new is not None:
+            new_k, new_v = new[2 * i], new[2 * i + 1]
+        x, keys, values = _block(x, cache_k, cache_v, allowed, place, who, new_k, new_v, mode, n_head, eps,
+                                 weights[n * i : n * i + n])
+        out = out + (keys, values)
+    return x, out
+
+
+# Two ways to run the blocks, with bit-identical numbers: one compiled graph per layer call (a new
+# input shape compiles one small graph, ~0.25 s here), or the whole network as one graph (one call
+# per forward pass, ~30 % faster, as each graph call costs milliseconds, but ~1-2 s to compile).
 @ms.jit
-def _block_jit(x, cache_k, cache_v, allowed, place, who, new_k, new_v, mode, n_head, eps, *weights):
-    return _block(x, cache_k, cache_v, allowed, place, who, new_k, new_v, mode, n_head, eps, weights)
+def _block_jit(x, cache_k, cache_v, allowed, place, who, mode, n_head, eps, *weights):
+    return _block(x, cache_k, cache_v, allowed, place, who, None, None, mode, n_head, eps, weights)
+
+
+@ms.jit
+def _forward_jit(x, allowed, place, who, cache, weights, mode, n_head, eps):
+    return _layers(x, allowed, place, who, cache, None, weights, mode, n_head, eps)
+
+
+@ms.jit
+def _decode_jit(x, allowed, cache, new, weights, w_ln, b_ln, w_out, n_head, eps):
+    """One decoding step for one token per row: next-token logits [B, V] and the new keys/values."""
+    x, out = _layers(x, allowed, None, None, cache, new, weights, DECODE, n_head, eps)
+    return _head(x.reshape(-1, x.shape[-1]), w_ln, b_ln, eps, w_out), out
 
 
 def _head(rows, w_ln, b_ln, eps, w_out):
@@ -198,40 +235,68 @@ class GPT2:
         self.wpe = np.ascontiguousarray(state["wpe.weight"], dtype=np.float32)
         # A ready-transposed output layer: matmul(x, W.T) would copy W on every call.
         self.w_out = Tensor(np.ascontiguousarray(state["wte.weight"].T), dtype=self.dtype)
-        self.blocks = [tuple(t(f"h.{i}.{key}") for key in BLOCK_KEYS) for i in range(config.n_layer)]
+        # every layer's weights in one flat tuple, `mutable` so that the graph takes them as inputs
+        self.weights = mutable(tuple(t(f"h.{i}.{key}") for i in range(config.n_layer) for key in BLOCK_KEYS))
+        self._saved: dict[tuple, float] = {}  # per input shape: time a whole-network graph would have saved
+        self._scale = (config.n_embd / 768) ** 2  # work per token and layer relative to GPT-2-small
         self.ln_f = (t("ln_f.weight"), t("ln_f.bias"))
 
     def num_parameters(self) -> int:
         return self.n_parameters
 
     def forward(self, ids: np.ndarray, pos: np.ndarray, allowed: np.ndarray, mode: int = FRESH,
-                cache: list[tuple[Tensor, Tensor]] | None = None, place: np.ndarray | None = None,
-                who: np.ndarray | None = None, new: list[tuple[Tensor, Tensor]] | None = None):
-        """Hidden states before the final layer norm [B,T,D] and each layer's (keys, values).
+                cache: tuple | None = None, place: np.ndarray | None = None, who: np.ndarray | None = None,
+                whole: bool | None = None):
+        """Hidden states before the final layer norm [B,T,D] and the keys and values of every layer
+        ((k0, v0, k1, v1, ...), an opaque cache for later calls).
 
         PLACE mode: row b continues row `who[b]` of `cache`, its tokens written where `place` says.
-        DECODE mode: one token per row after the prompt `cache` and the generated tokens `new`;
-        the (keys, values) returned are the generated tokens' ones."""
+        An input shape runs on per-layer graphs until a whole-network graph has paid for itself
+        (see WHOLE_GRAPH_COMPILE_S; `whole` forces either way); both give bit-identical numbers."""
         c = self.config
-        x = Tensor(self.wte[ids] + self.wpe[pos], self.dtype)
-        mask = Tensor(np.ascontiguousarray(allowed[:, None]), ms.bool_)
+        x, mask = self._embed(ids, pos), self._mask(allowed)
         placement = Tensor(np.ascontiguousarray(place[:, None]), self.dtype) if place is not None else None
         rows = Tensor(np.asarray(who, dtype=np.int32)) if who is not None else None
-        new_cache = []
-        for i, weights in enumerate(self.blocks):
-            ck, cv = cache[i] if cache is not None else (None, None)
-            nk, nv = new[i] if new is not None else (None, None)
-            x, keys, values = _block_jit(x, ck, cv, mask, placement, rows, nk, nv, mode, c.n_head,
-                                         c.layer_norm_epsilon, *weights)
-            new_cache.append((keys, values))
-        return x, new_cache
+        if whole is None:
+            key = (ids.shape, mode, None if cache is None else cache[0].shape,
+                   None if who is None else len(who))
+            saved = self._saved.get(key, 0.0)
+            whole = saved >= WHOLE_GRAPH_COMPILE_S
+            self._saved[key] = saved + SAVED_PER_CALL_S + SAVED_PER_TOKEN_S * ids.size * self._scale
+        if whole:
+            return _forward_jit(x, mask, placement, rows, None if cache is None else mutable(cache),
+                                self.weights, mode, c.n_head, c.layer_norm_epsilon)
+        out: tuple = ()
+        n, eps = len(BLOCK_KEYS), c.layer_norm_epsilon
+        for i in range(c.n_layer):
+            ck, cv = (None, None) if cache is None else cache[2 * i : 2 * i + 2]
+            x, keys, values = _block_jit(x, ck, cv, mask, placement, rows, mode, c.n_head, eps,
+                                         *self.weights[n * i : n * i + n])
+            out += (keys, values)
+        return x, out
 
-    def empty_cache(self, batch: int, slots: int) -> list[tuple[Tensor, Tensor]]:
+    def decode(self, ids: np.ndarray, pos: np.ndarray, allowed: np.ndarray, cache: tuple,
+               new: tuple) -> tuple[np.ndarray, tuple]:
+        """One token per row after the prompt `cache` and the generated tokens `new`: float32
+        next-token logits [B, V] and the generated tokens' keys and values, one token longer."""
+        c = self.config
+        logits, new = _decode_jit(self._embed(ids, pos), self._mask(allowed), mutable(cache), mutable(new),
+                                  self.weights, *self.ln_f, self.w_out, c.n_head, c.layer_norm_epsilon)
+        return logits.asnumpy(), new
+
+    def _embed(self, ids: np.ndarray, pos: np.ndarray) -> Tensor:
+        return Tensor(self.wte[ids] + self.wpe[pos], self.dtype)
+
+    @staticmethod
+    def _mask(allowed: np.ndarray) -> Tensor:
+        return Tensor(np.ascontiguousarray(allowed[:, None]), ms.bool_)
+
+    def empty_cache(self, batch: int, slots: int) -> tuple:
         c = self.config
         hd = c.n_embd // c.n_head
         k = Tensor(np.zeros((batch, c.n_head, hd, slots), dtype=np.float32), self.dtype)
         v = Tensor(np.zeros((batch, c.n_head, slots, hd), dtype=np.float32), self.dtype)
-        return [(k, v)] * c.n_layer
+        return (k, v) * c.n_layer
 
     # Output layer, at the rows (flat indices into [B*T]) of hidden [B,T,D] that are needed only.
     # The rows are gathered outside the compiled graph, which then depends on their number only:
