@@ -3,8 +3,9 @@
 The forward pass is the masked self-attention of the GPT-2 paper: layer norm, fused qkv
 projection, split heads, causal mask, softmax, merge heads, output projection, residual;
 then layer norm, MLP with gelu_new (tanh), residual; a final layer norm and an output layer
-tied to the token embedding. One transformer block is one compiled graph, called once per
-layer with that layer's weights: a new input shape costs one small compile, not twelve.
+tied to the token embedding. A new input shape first runs one small compiled graph per layer
+(one block, called with each layer's weights); a shape that recurs gets the whole network as one
+graph, which runs faster but takes longer to compile. Decoding steps always run as one graph.
 
 Numerics are chosen so that a row's numbers never depend on its neighbours: only 2-D
 `MatMul` with at least two rows and non-transposed `BatchMatMul` are used (on CPU both give
