@@ -159,14 +159,19 @@ def load_hub(source: HubSource, split: str | None = None) -> list[Row]:
     """Rows of a hub dataset split; an unreachable hub becomes one actionable line."""
     import datasets
 
+    from harness import hub
+
     split = split or source.split
+    offline = hub.is_offline()  # an unreachable hub switches to the local cache before any retries
     try:
         dataset = datasets.load_dataset(source.path, source.name, split=split)
     except Exception as exc:  # noqa: BLE001 - datasets raises many types when offline
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        if offline:
+            reason = f"{hub.unreachable_reason()}; {reason[:120]}"
         label = f"{source.path}" + (f"/{source.name}" if source.name else "")
         raise HarnessError(
             f"cannot load dataset {label} (split {split}) from the hub: {reason} "
-            "-- offline? pass a local copy with --data-files PATH"
+            f"-- {'' if offline else 'offline? '}pass a local copy with --data-files PATH"
         ) from None
     return [dict(row) for row in dataset]

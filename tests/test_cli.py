@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -154,3 +157,19 @@ def test_hub_model_offline_says_how_to_use_a_local_folder():
     err = result.stderr.strip().splitlines()
     assert len(err) == 1 and "Traceback" not in result.stderr
     assert "cannot load model 'gpt2'" in err[0] and "local checkpoint folder" in err[0]
+
+
+def test_unreachable_hub_fails_at_once_without_retries():
+    """No HF_HUB_OFFLINE, an endpoint that refuses connections: one line, no retry chatter."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+    env["HF_ENDPOINT"] = "http://127.0.0.1:9"  # the discard port: nothing listens there
+    harness = str(Path(sys.executable).with_name("harness"))
+    cases = [(("--model", "gpt2"), "--model tiny"),
+             (("--model", "tiny", "--task", "lambada"), "--data-files")]
+    for args, advice in cases:
+        result = subprocess.run([harness, "run", *args, "--limit", "1"], capture_output=True, text=True,
+                                env=env, timeout=600)
+        assert result.returncode == 2
+        err = result.stderr.strip().splitlines()
+        assert len(err) == 1 and "Retrying" not in result.stderr, result.stderr
+        assert "(http://127.0.0.1:9) is not reachable" in err[0] and advice in err[0]

@@ -94,7 +94,9 @@ def _load_transformers(spec: ModelSpec, dtype: str):
 
     transformers.logging.set_verbosity_error()
 
-    kwargs = {"local_files_only": True} if spec.is_local else {}
+    from harness import hub
+
+    kwargs = {"local_files_only": True} if spec.is_local or hub.is_offline() else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec.source, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(
@@ -112,9 +114,12 @@ def _load_error(spec: ModelSpec, exc: Exception) -> str:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if spec.is_local:
         return f"cannot load the checkpoint folder '{spec.source}': {first}"
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    return (
-        f"cannot load model '{spec.source}' from the Hugging Face hub ({endpoint}): {first[:160]} "
-        "-- offline? pass a local checkpoint folder (--model /path/to/folder written by "
-        "save_pretrained), set HF_ENDPOINT to a reachable mirror, or use --model tiny"
-    )
+    from harness import hub
+
+    how = ("pass a local checkpoint folder (--model /path/to/folder written by save_pretrained), "
+           "set HF_ENDPOINT to a reachable mirror, or use --model tiny")
+    if hub.is_offline():
+        reason = f"{hub.unreachable_reason()} and it is not in the local cache"
+    else:
+        reason = f"from the Hugging Face hub ({hub.endpoint()}): {first[:160]}"
+    return f"cannot load model '{spec.source}': {reason} -- {how}"
