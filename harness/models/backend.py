@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,10 @@ class Backend(ABC):
         """Exactly `score`'s result; a backend with `shares_prefixes` runs each distinct unscored
         prefix `row[:len(row)-1-n]` of the batch once (multiple choice: the question)."""
         return self.score(rows, n_targets, width)
+
+    def expect(self, plan: Mapping[tuple[int, int], int]) -> None:  # noqa: B027 - optional hook
+        """What comes next: how many forward passes of (rows, width) the coming calls will make
+        (multiple choice: rows = distinct contexts). Engines that compile per shape may use it."""
 
     @abstractmethod
     def prefill(self, prompts: Sequence[Sequence[int]], max_new_tokens: int,

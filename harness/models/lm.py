@@ -168,6 +168,11 @@ class LanguageModel:
             if progress:
                 progress(sum(multiplicity[i] for i in batch))
 
+        plan: Counter = Counter()  # forward passes per (rows, width), for backends that compile per shape
+        for batch, shared in self._score_batches(rows, n_targets, widths):
+            n = len({tuple(rows[i][: len(rows[i]) - n_targets[i]]) for i in batch}) if shared else len(batch)
+            plan[(n, widths[batch[0]])] += 1
+        self.backend.expect(plan)
         for batch, shared in self._score_batches(rows, n_targets, widths):
             self._run_batch(batch, lambda part, shared=shared: run(part, shared))
         return [results[k] for k in inverse]  # type: ignore[misc]
@@ -263,6 +268,7 @@ class LanguageModel:
             if progress:
                 progress(sum(multiplicity[i] for i in batch))
 
+        self.backend.expect(Counter((len(b), widths[b[0]]) for b in _batches(order, widths, self.batch_size)))
         for batch in _batches(order, widths, lambda: self.batch_size):
             self._run_batch(batch, run)
         return [outputs[k] for k in inverse]

@@ -259,11 +259,11 @@ class GPT2:
         placement = Tensor(np.ascontiguousarray(place[:, None]), self.dtype) if place is not None else None
         rows = Tensor(np.asarray(who, dtype=np.int32)) if who is not None else None
         if whole is None:
-            key = (ids.shape, mode, None if cache is None else cache[0].shape,
+            key = (tuple(ids.shape), mode, None if cache is None else cache[0].shape,
                    None if who is None else len(who))
             saved = self._saved.get(key, 0.0)
             whole = saved >= WHOLE_GRAPH_COMPILE_S
-            self._saved[key] = saved + SAVED_PER_CALL_S + SAVED_PER_TOKEN_S * ids.size * self._scale
+            self._saved[key] = saved + self._saving(ids.size)
         if whole:
             return _forward_jit(x, mask, placement, rows, None if cache is None else mutable(cache),
                                 self.weights, mode, c.n_head, c.layer_norm_epsilon)
@@ -275,6 +275,17 @@ class GPT2:
                                          *self.weights[n * i : n * i + n])
             out += (keys, values)
         return x, out
+
+    def expect(self, shape: tuple[int, int], calls: int) -> None:
+        """`calls` plain forward passes of ids of `shape` are coming: when a whole-network graph
+        will pay for itself over them, use it from the first call."""
+        key = (tuple(shape), FRESH, None, None)
+        if calls * self._saving(shape[0] * shape[1]) >= WHOLE_GRAPH_COMPILE_S:
+            self._saved[key] = max(self._saved.get(key, 0.0), WHOLE_GRAPH_COMPILE_S)
+
+    def _saving(self, tokens: int) -> float:
+        """Estimated seconds a whole-network graph saves on one call of `tokens` token rows."""
+        return SAVED_PER_CALL_S + SAVED_PER_TOKEN_S * tokens * self._scale
 
     def decode(self, ids: np.ndarray, pos: np.ndarray, allowed: np.ndarray, cache: tuple,
                new: tuple) -> tuple[np.ndarray, tuple]:
