@@ -99,3 +99,34 @@ def test_tiny_is_deterministic_and_counts_parameters(tiny_lm):
     per_layer = 12 * n_embd * n_embd + 13 * n_embd
     expected = vocab * n_embd + positions * n_embd + n_layer * per_layer + 2 * n_embd
     assert tiny_lm.backend.num_parameters() == expected
+
+
+def test_one_token_choices_of_a_question_run_its_context_once(tiny_lm, monkeypatch):
+    """Multiple choice on the transformers backends: the same numbers, fewer rows through the model."""
+    contexts = ["The cat sat on the", "Paris is the capital of", "1 2 3"]
+    choices = ["!", "?", ".", " 10 11 12"]  # three one-token choices (tiny is byte-level), one longer
+    requests = [LoglikelihoodRequest(c, t) for c in contexts for t in choices]
+    backend = tiny_lm.backend
+    real = backend._tensor
+    fed_rows: list[int] = []
+
+    def counting(array):
+        if array.ndim == 2:  # input ids and attention mask: count the ids only
+            fed_rows.append(array.shape[0])
+        return real(array)
+
+    monkeypatch.setattr(backend, "_tensor", counting)
+    results = {}
+    for share, size in ((False, 1), (True, 8)):  # one request per batch: nothing can be shared
+        fed_rows.clear()
+        tiny_lm.share_prefixes, tiny_lm.batch_size = share, size
+        answers = [(r.logprob, r.is_greedy) for r in tiny_lm.loglikelihood(requests)]
+        results[share] = (answers, sum(fed_rows) // 2)
+    tiny_lm.share_prefixes, tiny_lm.batch_size = True, 8
+    (plain, plain_rows), (shared, shared_rows) = results[False], results[True]
+    assert max(abs(a[0] - b[0]) for a, b in zip(plain, shared, strict=True)) < 1e-5
+    assert [a[1] for a in plain] == [b[1] for b in shared]
+    one_token = sum(len(tiny_lm.encode(t)) == 1 for t in choices)
+    assert one_token == 3
+    assert plain_rows == len(requests)
+    assert shared_rows == len(contexts) * (1 + len(choices) - one_token)

@@ -33,6 +33,10 @@ def context_length(config: Any, tokenizer: Any) -> int:
 class TransformersBackend(Backend):
     """Runs a `transformers` model; `torch` is whatever engine this process activated."""
 
+    # Choices of one question go into one batch (`score_shared` is `score`), where `score` runs
+    # the input of all one-token choices once, as lm-evaluation-harness's logits cache does.
+    shares_prefixes = True
+
     def __init__(self, model: Any, tokenizer: Any, engine: str, device: str, dtype: str,
                  reduced_head: bool = True) -> None:
         import torch
@@ -57,15 +61,19 @@ class TransformersBackend(Backend):
         return tensor.detach().float().cpu().numpy()
 
     def score(self, rows: Sequence[Sequence[int]], n_targets: Sequence[int], width: int):
+        """Rows with the same input `row[:-1]` (one-token choices of one question) run it once."""
         torch = self.torch
-        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
+        inputs: dict[tuple[int, ...], int] = {}
+        owner = [inputs.setdefault(tuple(row[:-1]), len(inputs)) for row in rows]
+        ids = np.full((len(inputs), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(inputs), width), dtype=np.int64)
+        for tokens, k in inputs.items():
+            ids[k, : len(tokens)] = tokens  # right padding, as lm-evaluation-harness does
+            mask[k, : len(tokens)] = 1
         rows_idx, cols_idx, targets = [], [], []
         for i, (row, n) in enumerate(zip(rows, n_targets, strict=True)):
-            ids[i, : len(row) - 1] = row[:-1]  # right padding, as lm-evaluation-harness does
-            mask[i, : len(row) - 1] = 1
             start = len(row) - 1 - n
-            rows_idx += [i] * n
+            rows_idx += [owner[i]] * n
             cols_idx += list(range(start, len(row) - 1))
             targets += list(row[-n:])
         with torch.no_grad():
