@@ -20,7 +20,7 @@ class Backend(ABC):
     max_length: int
     vocab_size: int
     dtype: str = "float32"
-    shares_prefixes: bool = False  # True: `score_shared` runs each shared prefix only once
+    shares_prefixes: bool = False  # True: batch a question's choices together for `score_shared`
 
     @abstractmethod
     def score(
@@ -32,8 +32,8 @@ class Backend(ABC):
     def score_shared(
         self, rows: Sequence[Sequence[int]], n_targets: Sequence[int], width: int
     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Exactly `score`'s result; a backend with `shares_prefixes` runs each distinct unscored
-        prefix `row[:len(row)-1-n]` of the batch once (multiple choice: the question)."""
+        """`score`'s result for rows that share contexts `row[:len(row)-n]` (multiple choice: the
+        question); a backend with `shares_prefixes` may run each distinct context once."""
         return self.score(rows, n_targets, width)
 
     def expect(self, plan: Mapping[tuple[int, int], int]) -> None:  # noqa: B027 - optional hook

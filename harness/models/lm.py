@@ -168,18 +168,16 @@ class LanguageModel:
             if progress:
                 progress(sum(multiplicity[i] for i in batch))
 
-        plan: Counter = Counter()  # forward passes per (rows, width), for backends that compile per shape
-        for batch, shared in self._score_batches(rows, n_targets, widths):
-            n = len({tuple(rows[i][: len(rows[i]) - n_targets[i]]) for i in batch}) if shared else len(batch)
-            plan[(n, widths[batch[0]])] += 1
-        self.backend.expect(plan)
-        for batch, shared in self._score_batches(rows, n_targets, widths):
+        plan = self._score_batches(rows, n_targets, widths)  # forward passes per (rows, width) ahead
+        self.backend.expect(Counter((n, widths[batch[0]]) for batch, _, n in plan))
+        for batch, shared, _ in self._score_batches(rows, n_targets, widths):
             self._run_batch(batch, lambda part, shared=shared: run(part, shared))
         return [results[k] for k in inverse]  # type: ignore[misc]
 
     def _score_batches(self, rows: Sequence[Sequence[int]], n_targets: Sequence[int],
-                       widths: Sequence[int]) -> Iterable[tuple[list[int], bool]]:
-        """(batch, shared) pairs, widest first: memory problems show at once, padding is minimal.
+                       widths: Sequence[int]) -> Iterable[tuple[list[int], bool, int]]:
+        """(batch, shared, rows run) triples, widest first: memory problems show at once, padding is
+        minimal. A shared batch runs one row per context, a plain one one row per request.
 
         Rows with the same context `row[:len(row)-n]` and width (the choices of a multiple-choice
         question) go together as `shared` batches of up to `batch_size` contexts when the backend
@@ -195,9 +193,10 @@ class LanguageModel:
         for width in sorted(set(widths), reverse=True):
             mine = sorted((key for key in shared if key[0] == width), key=lambda k: (-len(k[1]), k[1]))
             for k in range(0, len(mine), self.batch_size):
-                yield [i for key in mine[k : k + self.batch_size] for i in shared[key]], True
+                keys = mine[k : k + self.batch_size]
+                yield [i for key in keys for i in shared[key]], True, len(keys)
             plain = [i for i in order if widths[i] == width and i not in in_shared]
-            yield from ((b, False) for b in _batches(plain, widths, lambda: self.batch_size))
+            yield from ((b, False, len(b)) for b in _batches(plain, widths, lambda: self.batch_size))
 
     def _fit_batch_size(self, width: int) -> None:
         """--batch-size auto: start no larger than half the free memory holds, where the

@@ -19,13 +19,18 @@ HEAD_CHUNK = 512  # rows per output-layer call: bounds the [rows, vocab] logits 
 SHARED_CHUNK = 16  # multi-token continuations per call of `score_shared`: bounds KV-cache copies
 
 
+def power_of_two(n: int, least: int) -> int:
+    """The smallest power of two that is at least `n` and at least `least`."""
+    return max(least, 1 << (max(n, 1) - 1).bit_length())
+
+
 def bucket(n: int) -> int:
     """Round a count up to one of few sizes: 2, 4, 8, then multiples of 8, then of 64.
 
     Never 1: a one-row matrix product takes another code path with other rounding.
     """
     if n <= 8:
-        return max(2, 1 << (max(n, 1) - 1).bit_length())
+        return power_of_two(n, 2)
     step = 8 if n <= 64 else 64
     return -(-n // step) * step
 
@@ -59,7 +64,7 @@ class NativeGPT2Backend(Backend):
         lps, greedy = [np.zeros(0)], [np.zeros(0, dtype=bool)]
         for start in range(0, len(flat_rows), HEAD_CHUNK):
             rows = flat_rows[start : start + HEAD_CHUNK]
-            size = max(8, 1 << (len(rows) - 1).bit_length())  # powers of two: few compiled shapes
+            size = power_of_two(len(rows), 8)  # few compiled shapes
             index = np.zeros(size, dtype=np.int64)
             index[: len(rows)] = rows
             tgt = np.zeros(size, dtype=np.int64)
@@ -133,8 +138,8 @@ class NativeGPT2Backend(Backend):
         pos = np.broadcast_to(np.arange(width), (n_ctx, width))
         hidden, cache = self.model.forward(ids, pos, self._causal(n_ctx, width), FRESH)
         first = np.asarray([g * width + s - 1 for g, s in zip(owner, starts, strict=True)])
-        lp_first, gr_first = self._scored(hidden, first, np.asarray([row[s] for row, s in zip(rows, starts,
-                                                                                          strict=True)]))
+        first_targets = np.asarray([row[s] for row, s in zip(rows, starts, strict=True)])
+        lp_first, gr_first = self._scored(hidden, first, first_targets)
         longer = [r for r, n in enumerate(n_targets) if n > 1]
         rest: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for k in range(0, len(longer), SHARED_CHUNK):
@@ -152,7 +157,7 @@ class NativeGPT2Backend(Backend):
         """Scores of each row's targets after its first, fed on a copy of its context's cache."""
         counts = [len(row) - 1 - start for row, start in zip(rows, starts, strict=True)]
         # a fixed number of rows and powers of two from 4 tokens per row: few compiled shapes
-        n_rows, steps = SHARED_CHUNK, max(4, 1 << (max(counts) - 1).bit_length())
+        n_rows, steps = SHARED_CHUNK, power_of_two(max(counts), 4)
         ids = np.full((n_rows, steps), self.pad_id, dtype=np.int64)
         pos = np.zeros((n_rows, steps), dtype=np.int64)
         place = np.zeros((n_rows, steps, width), dtype=np.float32)
