@@ -108,11 +108,22 @@ def run_command(task, suite, model, backend, device, dtype, batch_size, limit, n
 
 
 @cli.command("tasks")
-def tasks_command() -> None:
+@click.option("--check-hub", is_flag=True,
+              help="Check each task's hub data instead (repository, revision, the files of its "
+                   "splits), by listing them, without downloading: one line per task. "
+                   "With HARNESS_HUB_MIRROR=DIR, checks that mirror.")
+def tasks_command(check_hub: bool) -> None:
     """List every registered task."""
     from harness.registry import discover
 
     registry = discover()
+    if check_hub:
+        from harness.hub_data import check_tasks
+
+        problems = check_tasks({name: task.hub for name, task in registry.tasks.items()}, click.echo)
+        if problems:
+            raise HarnessError(f"{problems} task(s) cannot find their hub data (see the MISSING lines)")
+        return
     for name in sorted(registry.tasks):
         task = registry.tasks[name]
         click.echo(f"{name}: {task.description}")

@@ -156,22 +156,21 @@ def _load_parallel(path: Path, langs: tuple[str, ...]) -> list[Row]:
 
 
 def load_hub(source: HubSource, split: str | None = None) -> list[Row]:
-    """Rows of a hub dataset split; an unreachable hub becomes one actionable line."""
-    import datasets
-
-    from harness import hub
+    """Rows of one split of a hub dataset (only that split's files are fetched; see
+    harness/hub_data.py); any failure becomes one actionable line."""
+    from harness import hub, hub_data
 
     split = split or source.split
-    offline = hub.is_offline()  # an unreachable hub switches to the local cache before any retries
+    label = source.path + (f"/{source.name}" if source.name else "")
+    mirrored = hub_data.mirror_root() is not None
     try:
-        dataset = datasets.load_dataset(source.path, source.name, split=split)
-    except Exception as exc:  # noqa: BLE001 - datasets raises many types when offline
+        return hub_data.load_rows(source, split)
+    except HarnessError as exc:
+        reason = str(exc)
+    except Exception as exc:  # noqa: BLE001 - datasets and the hub client raise many types
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        if offline:
-            reason = f"{hub.unreachable_reason()}; {reason[:120]}"
-        label = f"{source.path}" + (f"/{source.name}" if source.name else "")
-        raise HarnessError(
-            f"cannot load dataset {label} (split {split}) from the hub: {reason} "
-            f"-- {'' if offline else 'offline? '}pass a local copy with --data-files PATH"
-        ) from None
-    return [dict(row) for row in dataset]
+    hint = "" if mirrored or hub.is_offline() else "offline? "
+    raise HarnessError(
+        f"cannot load dataset {label} (split {split}) from the "
+        f"{'mirror' if mirrored else 'hub'}: {reason} -- {hint}pass a local copy with --data-files PATH"
+    ) from None

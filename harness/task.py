@@ -6,7 +6,7 @@ in that module's `TASKS`. How the model is asked is one of the `Adapter`s below.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,23 @@ Request = GenerationRequest | LoglikelihoodRequest | RollingRequest
 
 @dataclass(frozen=True)
 class HubSource:
-    """A Hugging Face `datasets` location: `load_dataset(path, name, split=split)`."""
+    """A Hugging Face hub dataset, read as `load_dataset(path, name, revision=revision,
+    data_dir=data_dir, data_files=data_files)` reads it, but only the split(s) a task uses
+    (harness/hub_data.py).
+
+    `path`: the repository id, "owner/name". `name`: a config of the dataset card (None: its
+    default). `revision`: branch, tag or commit (None: main), e.g. "refs/convert/parquet", the
+    hub's parquet conversion. `data_dir`: the folder the patterns are relative to. `data_files`:
+    split -> file pattern(s) (`*` within a folder, `**` across); given, they replace the card's.
+    """
 
     path: str
     name: str | None = None
     split: str = "test"
     fewshot_split: str | None = None  # where context examples come from (None: same data)
+    revision: str | None = None
+    data_dir: str | None = None
+    data_files: Mapping[str, str | tuple[str, ...]] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)

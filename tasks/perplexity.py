@@ -39,6 +39,7 @@ from harness.scorers import (
 from harness.scorers.perplexity import count_bytes, count_words
 from harness.task import HubSource, LocalFormat, Rolling, Task
 
+PARQUET_BRANCH = "refs/convert/parquet"
 WHOLE_FILE = LocalFormat(text_field="text", whole_file=True)
 TEST_SIZE = 5_000_000  # enwik8 / text8: the last 5M bytes (characters) of 100M
 FULL_SIZE = 100_000_000
@@ -150,6 +151,14 @@ def lm_task(name: str, description: str, hub: HubSource, prepare, group, templat
                 local=local)
 
 
+def parquet_conversion(repo: str, config: str, split: str, splits: tuple[str, ...] = ()) -> HubSource:
+    """A script-only repository (datasets 5 refuses scripts) read from the hub's automatic parquet
+    conversion: branch refs/convert/parquet, files CONFIG/SPLIT/0000.parquet (more shards: 0001, ...).
+    That branch has no dataset card, so the files are named and there is no config name."""
+    return HubSource(repo, split=split, revision=PARQUET_BRANCH,
+                     data_files={s: f"{config}/{s}/*.parquet" for s in splits or (split,)})
+
+
 WIKITEXT_TEMPLATES = {**DETOK_TEMPLATES, "lm-eval": "perplexity/lm-eval-wikitext.jinja"}
 
 TASKS = [
@@ -160,13 +169,14 @@ TASKS = [
             HubSource("EleutherAI/wikitext_document_level", "wikitext-103-raw-v1", split="test"),
             prepare_wikitext, group_wikitext, WIKITEXT_TEMPLATES, WORD_METRICS),
     lm_task("ptb", "Penn Treebank (Mikolov) test as one stream: word/token/byte perplexity",
-            HubSource("ptb-text-only/ptb_text_only", "penn_treebank", split="test"),
+            parquet_conversion("ptb-text-only/ptb_text_only", "penn_treebank", "test",
+                               ("train", "validation", "test")),
             prepare_lines, stream_group(dt.DETOKENIZERS["ptb"]), DETOK_TEMPLATES, WORD_METRICS),
     lm_task("1bw", "One Billion Word benchmark test as one stream: word/token/byte perplexity",
-            HubSource("billion-word-benchmark/lm1b", "plain_text", split="test"),
+            parquet_conversion("billion-word-benchmark/lm1b", "plain_text", "test"),
             prepare_lines, stream_group(dt.DETOKENIZERS["1bw"]), DETOK_TEMPLATES, WORD_METRICS),
     lm_task("enwik8", "enwik8 test (last 5M bytes): bits per byte",
-            HubSource("LTCB/enwik8", "enwik8-raw", split="train"),
+            parquet_conversion("LTCB/enwik8", "enwik8-raw", "train"),
             prepare_enwik8, group_pieces, {"raw": "perplexity/raw.jinja"},
             (bits_per_byte, byte_perplexity, token_perplexity)),
     lm_task("text8", "text8 test (last 5M characters): bits per character",

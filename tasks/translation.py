@@ -38,7 +38,7 @@ def translation_task(source: str, target: str) -> Task:
         templates=TEMPLATES,
         prompt_dir=PROMPTS_DIR,
         prepare=prepare,
-        hub=HubSource("wmt14", "fr-en", split="test", fewshot_split="validation"),
+        hub=HubSource("wmt/wmt14", "fr-en", split="test", fewshot_split="validation"),
         local=LocalFormat(parallel=("en", "fr")),
     )
 

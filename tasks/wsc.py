@@ -53,7 +53,7 @@ TASKS = [
         description="Winograd Schema Challenge (273 schemas), partial scoring as the GPT-2 paper",
         adapter=PartialChoice(), scorers=(Accuracy,),
         templates={"gpt2-paper": "wsc273/gpt2-paper.jinja"}, prompt_dir=PROMPTS_DIR,
-        prepare=prepare, hub=HubSource("ErnestSDavis/winograd_wsc", "wsc273", split="test"),
+        prepare=prepare, hub=HubSource("lighteval/winograd_wsc", "wsc273", split="test"),
         target_delimiter="",
     ),
 ]
