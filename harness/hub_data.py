@@ -32,6 +32,7 @@ from harness.task import HubSource
 
 MIRROR_ENV = "HARNESS_HUB_MIRROR"
 CARD = "README.md"
+CARD_ONLY = ("data_files", "data_dir", "features", "default", "version")  # not reader settings
 
 
 # ------------------------------------------------------------------ repository views
@@ -142,7 +143,8 @@ class SplitFiles:
     patterns: tuple[str, ...]  # relative to the repository root
     files: tuple[str, ...]
     config: str | None  # the card config used (None: data_files without a card config)
-    builder_kwargs: dict[str, Any]  # the card config's reader settings (e.g. csv `sep`)
+    module: str  # the `datasets` reader: "parquet", "json", "csv", "text", ...
+    builder_kwargs: dict[str, Any]  # reader settings (e.g. csv `sep`), the card config's included
     features: Any = None  # datasets.Features from the card, if it declares them
 
 
@@ -254,15 +256,17 @@ def split_files(source: HubSource, repo: Repo, split: str) -> SplitFiles:
         if not found:
             raise HarnessError(f"{repo.label}: split '{split}': no file matches {pattern}")
         files.extend(f for f in found if f not in files)
+    module, kwargs = _reader(files, f"{repo.label}: split '{split}'")
+    files = [f for f in files if _has_extension(f, module)]  # as datasets: one reader per split
     features = params.get("features")
     if features is None and config is not None:
         from datasets.info import DatasetInfosDict
 
         info = DatasetInfosDict.from_dataset_card_data(repo.card).get(config)
         features = info.features if info is not None else None
-    kwargs = {k: v for k, v in params.items()
-              if k not in ("data_files", "data_dir", "features", "default", "version")}
-    return SplitFiles(split, tuple(patterns[split]), tuple(files), config, kwargs, features)
+    settings = {k: v for k, v in params.items() if k not in CARD_ONLY}
+    kwargs.update(_accepted(module, settings))
+    return SplitFiles(split, tuple(patterns[split]), tuple(files), config, module, kwargs, features)
 
 
 # ------------------------------------------------------------------ loading
@@ -281,13 +285,21 @@ def open_repo(source: HubSource) -> Repo:
     return hub_repo(source)
 
 
-def _reader(files: list[Path], label: str) -> tuple[str, dict[str, Any]]:
+def _reader(files: list[str], label: str) -> tuple[str, dict[str, Any]]:
+    """The `datasets` reader for these files (the most common extension, as `datasets` picks)."""
     from datasets.load import infer_module_for_data_files_list
 
-    module, kwargs = infer_module_for_data_files_list([str(f) for f in files])
+    module, kwargs = infer_module_for_data_files_list(files)
     if module is None:
-        raise HarnessError(f"{label}: no supported data files among {', '.join(f.name for f in files)}")
-    return module, kwargs
+        raise HarnessError(f"{label}: no supported data files among {', '.join(files[:5])}")
+    return module, dict(kwargs)
+
+
+def _has_extension(path: str, module: str) -> bool:
+    from datasets.packaged_modules import _MODULE_TO_EXTENSIONS
+
+    suffixes = {"." + s.lower() for s in posixpath.basename(path).split(".")[1:]}
+    return bool(suffixes & set(_MODULE_TO_EXTENSIONS[module]))
 
 
 def _accepted(module: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -305,10 +317,8 @@ def load_rows(source: HubSource, split: str, repo: Repo | None = None) -> list[d
     repo = repo or open_repo(source)
     chosen = split_files(source, repo, split)
     paths = repo.fetch(list(chosen.files))
-    module, kwargs = _reader(paths, repo.label)
-    kwargs = {**kwargs, **_accepted(module, chosen.builder_kwargs)}
-    dataset = datasets.load_dataset(module, data_files={split: [str(p) for p in paths]}, split=split,
-                                    features=chosen.features, **kwargs)
+    dataset = datasets.load_dataset(chosen.module, data_files={split: [str(p) for p in paths]},
+                                    split=split, features=chosen.features, **chosen.builder_kwargs)
     return [dict(row) for row in dataset]
 
 
@@ -326,7 +336,7 @@ def check_source(source: HubSource, repo: Repo) -> str:
         except HarnessError as exc:
             return f"MISSING {exc}"
         count = len(chosen.files)
-        parts.append(f"{split}: {count} file{'s' if count != 1 else ''}")
+        parts.append(f"{split}: {count} {chosen.module} file{'s' if count != 1 else ''}")
     config = f" config {source.name}" if source.name else ""
     return f"ok {repo.label}{config}: {', '.join(parts)}"
 

@@ -204,8 +204,9 @@ def test_check_lists_each_task_against_the_mirror(registry, mirror):
     problems = check_tasks({name: task.hub for name, task in registry.tasks.items()}, lines.append)
     by_task = dict(line.split(": ", 1) for line in lines)
     assert by_task["translation-en-fr"] == ("ok wmt/wmt14 (mirror) config fr-en: "
-                                            "test: 1 file, validation: 1 file")
-    assert by_task["ptb"] == "ok ptb-text-only/ptb_text_only@refs/convert/parquet (mirror): test: 1 file"
+                                            "test: 1 parquet file, validation: 1 parquet file")
+    assert by_task["ptb"] == ("ok ptb-text-only/ptb_text_only@refs/convert/parquet (mirror): "
+                              "test: 1 parquet file")
     assert by_task["wsc273"].startswith("ok ")
     assert by_task["enwik8"].startswith("ok ")
     assert by_task["1bw"].startswith("MISSING ")
@@ -253,3 +254,18 @@ def test_offline_reads_the_revision_snapshot_in_the_hugging_face_cache(tmp_path)
     code = code.replace("'wsc273'", "'wsc285'")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 1 and "split 'test': no file matches wsc285/test-*.parquet" in proc.stderr
+
+
+def test_card_config_with_data_dir_and_json_lines(tmp_path, monkeypatch):
+    repo = tmp_path / "someone" / "jsonset"
+    (repo / "data" / "en").mkdir(parents=True)
+    (repo / "README.md").write_text("---\nconfigs:\n- config_name: en\n  data_dir: data/en\n"
+                                    "  data_files:\n  - split: test\n    path: test*.jsonl\n"
+                                    "  - split: train\n    path: train*.jsonl\n---\n")
+    (repo / "data/en/test.jsonl").write_text('{"text": "one"}\n{"text": "two"}\n')
+    (repo / "data/en/train.jsonl").write_text("{not json")
+    monkeypatch.setenv(MIRROR_ENV, str(tmp_path))
+    source = HubSource("someone/jsonset", "en", split="test")
+    assert load_hub(source) == [{"text": "one"}, {"text": "two"}]
+    chosen = split_files(source, folder_repo(repo, "someone/jsonset"), "test")
+    assert (chosen.module, chosen.files) == ("json", ("data/en/test.jsonl",))
