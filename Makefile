@@ -18,6 +18,9 @@ $(VENV)/.installed: pyproject.toml requirements.txt
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps -e .
+	# lm-evaluation-harness: an optional extra for users, needed by the tests (--model harness vs hf);
+	# constrained by requirements.txt, so no pin above changes.
+	$(BIN)/pip install -q "lm-eval==0.4.13" -c requirements.txt
 	touch $@
 
 install: $(VENV)/.installed

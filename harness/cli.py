@@ -76,9 +76,16 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--shard", default=None, metavar="I/N",
               help="Evaluate only shard I of N (0-based) and write a partial result; combine the N "
               "partials with harness merge.")
+@click.option("--task-file", "task_files", default=None,
+              help="lm-eval task YAML file(s), comma-separated: run their tasks (with --task, as well).")
+@click.option("--include-path", default=None, type=click.Path(path_type=Path),
+              help="A folder of lm-eval task YAMLs whose tasks --task can name.")
+@click.option("--output-format", type=click.Choice(["harness", "lm-eval", "both"]), default="harness",
+              show_default=True, help="lm-eval: lm-evaluation-harness's results_<time>.json (and "
+              "samples_<task>_<time>.jsonl with --log-samples) in OUTPUT_DIR/<model>/; both: ours too.")
 def run_command(task, suite, model, backend, device, dtype, batch_size, limit, num_fewshot, template,
                 data_files, rolling_stride, output_dir, log_samples, max_new_tokens, seed, no_progress,
-                no_cache, cache_file, shard) -> None:
+                no_cache, cache_file, shard, task_files, include_path, output_format) -> None:
     """Evaluate model(s) on task(s) and write results/<model>/<task>/<time>.json."""
     from harness.pipeline import RunRequest, run
     from harness.runner import RunSettings
@@ -87,19 +94,25 @@ def run_command(task, suite, model, backend, device, dtype, batch_size, limit, n
                            data_files=data_files, max_new_tokens=max_new_tokens,
                            rolling_stride=rolling_stride)
     tasks = _split(task)
-    if suite:
-        from click.core import ParameterSource
+    from click.core import ParameterSource
 
+    explicit_task = click.get_current_context().get_parameter_source("task") != ParameterSource.DEFAULT
+    extra_tasks = []
+    if task_files or include_path:
+        from harness.lm_eval_tasks import yaml_tasks_for
+
+        extra_tasks, tasks = yaml_tasks_for(_split(task_files or ""), include_path, tasks, explicit_task)
+    if suite:
         from harness.suites import suite_tasks
 
-        explicit = click.get_current_context().get_parameter_source("task") != ParameterSource.DEFAULT
         in_suite = suite_tasks(_split(suite))
-        tasks = in_suite + [t for t in tasks if explicit and t not in in_suite]
+        tasks = in_suite + [t for t in tasks if (explicit_task or task_files) and t not in in_suite]
     request = RunRequest(tasks=tasks, models=_split(model), settings=settings,
                          backend=backend, device=device, dtype=dtype, batch_size=batch_size,
                          output_dir=output_dir, log_samples=log_samples, progress=not no_progress,
                          cache=not no_cache, cache_file=cache_file,
-                         debug=click.get_current_context().find_root().obj["debug"])
+                         debug=click.get_current_context().find_root().obj["debug"],
+                         extra_tasks=extra_tasks, output_format=output_format)
     if shard is not None:
         from harness.shard import parse_shard
 
@@ -136,6 +149,23 @@ def tasks_command(check_hub: bool) -> None:
         click.echo(f"suite {name}: {', '.join(suite['tasks'])}")
     for plugin, why in registry.broken.items():
         click.echo(f"warning: plugin '{plugin}' failed to load: {why}", err=True)
+
+
+@cli.command("lm-eval", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--model-args", default="pretrained=tiny", show_default=True,
+              help="lm-eval model_args for --model harness: pretrained=DIR|HUB_ID|tiny,backend=auto|native|"
+              "mindnlp|torch,dtype=...,cache=true|false,cache_file=PATH,add_bos_token=true|false.")
+@click.argument("lm_eval_args", nargs=-1, type=click.UNPROCESSED)
+def lm_eval_command(model_args: str, lm_eval_args: tuple[str, ...]) -> None:
+    """Run lm-evaluation-harness's own CLI with this harness's engines as `--model harness`
+    (arguments after `--` go to lm-eval, e.g. `-- --tasks arc_easy --limit 10`)."""
+    from harness.lm_eval_entry import run_lm_eval
+
+    code = run_lm_eval(model_args, list(lm_eval_args))
+    if code:
+        error = HarnessError(f"lm-eval exited with status {code} (its messages are above)")
+        error.exit_code = code
+        raise error
 
 
 @cli.command("merge")

@@ -43,6 +43,8 @@ class RunRequest:
     cache_file: Path | None = None  # default: harness.cache.default_cache_file(output_dir)
     debug: bool = False
     shard: Shard | None = None  # --shard I/N: evaluate only that share and write a partial result
+    extra_tasks: list = field(default_factory=list)  # tasks not from plugins (--task-file, --include-path)
+    output_format: str = "harness"  # "harness", "lm-eval" (lm-eval's result files) or "both"
 
 
 def _progress_factory(enabled: bool):
@@ -115,6 +117,10 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
     if request.settings.num_fewshot < 0:
         raise HarnessError(f"--num-fewshot must be 0 or more, got {request.settings.num_fewshot}")
     registry = discover()
+    registry.tasks.update({task.name: task for task in request.extra_tasks})
+    if request.output_format != "harness" and request.shard is not None:
+        raise HarnessError("--output-format lm-eval does not apply to --shard runs; write the merged result "
+                           "with harness merge")
     tasks = session.resolve_tasks(registry, request.tasks)
     # every (task, template) to run; a bad template fails before any model is loaded
     plan = [(task, name) for task in tasks for name in template_names(task, request.settings.template)]
@@ -133,6 +139,7 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
         with distributed.replica_load(cluster):  # each msrun rank loads its own whole copy
             lm = models.load(model_name, model_backend, request.device, request.dtype,
                              request.batch_size)
+        finished: list[tuple[TaskRun, dict]] = []  # for --output-format lm-eval
         try:
             session.attach(lm, request.device)
             for task, template in plan:
@@ -160,11 +167,20 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
                     written += paths
                     records += [merged] if merged else []
                     continue
+                records.append(record)
+                finished.append((task_run, record))
+                if request.output_format == "lm-eval":
+                    continue
                 path = write_result(request.output_dir, lm.name, task.name, record,
                                     task_run.samples if request.log_samples else None)
-                records.append(record)
                 written.append(path)
                 echo(f"wrote {path}", err=True)
+            if finished and request.output_format != "harness":
+                from harness.lm_eval_results import write_lm_eval
+
+                for path in write_lm_eval(request.output_dir, lm, finished, request.log_samples):
+                    written.append(path)
+                    echo(f"wrote {path}", err=True)
         finally:  # free this model before the next one is loaded, even after an error
             lm.backend.release()
             del lm

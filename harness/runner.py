@@ -46,6 +46,10 @@ class TaskRun:
     truncated: int
     items: dict[str, list[Any]] = dataclasses.field(default_factory=dict)  # per-example metric items
     shard: ShardPlan | None = None  # set when only one shard of the examples was evaluated
+    # per evaluated example: its document, requests and the model's answers (lm-eval's samples)
+    docs: list[Doc] = dataclasses.field(default_factory=list)
+    requests: list[list[Any]] = dataclasses.field(default_factory=list)
+    answers: list[list[Any]] = dataclasses.field(default_factory=list)
 
 
 def template_for(task: Task, name: str | None) -> PromptTemplate:
@@ -90,6 +94,12 @@ def load_documents(task: Task, settings: RunSettings) -> tuple[list[Doc], list[D
         rows = load_local(settings.data_files, task.local)
         docs = _prepare(task, rows, settings.data_files)
         pool, same = docs, True
+    elif task.loader is not None:
+        docs = _prepare(task, task.loader("eval") or [], task.name)
+        pool, same = docs, True
+        shots = task.loader("fewshot") if settings.num_fewshot > 0 else None
+        if shots is not None:
+            pool, same = _prepare(task, shots, f"{task.name} few-shot split"), False
     elif task.hub is not None:
         docs = _prepare(task, load_hub(task.hub), f"{task.hub.path}:{task.hub.split}")
         pool, same = docs, True
@@ -199,15 +209,18 @@ def evaluate(lm: LanguageModel, task: Task, settings: RunSettings, progress_fact
         if progress:  # closed even on Ctrl-C, so that the next line starts on a fresh line
             progress.close()
     wall = time.perf_counter() - start
-    grouped: list[list[Any]] = [[] for _ in kept]
-    for owner, answer in zip(owners, answers, strict=True):
+    grouped: list[list[Any]] = [[] for _ in kept]  # owners are positions in `kept`
+    asked: list[list[Any]] = [[] for _ in kept]
+    for owner, request, answer in zip(owners, requests, answers, strict=True):
         grouped[owner].append(answer)
+        asked[owner].append(request)
     outcomes = [adapter.outcome(task, docs[i], res) for i, res in zip(kept, grouped, strict=True)]
     scorers = make_scorers(task)
     items = score_items(scorers, outcomes)
     metrics, samples = score(task, outcomes, [contexts[i] for i in kept], kept, (scorers, items))
     return TaskRun(task, template, metrics, samples, len(kept), wall,
-                   lm.stats.tokens - stats_before[0], lm.stats.truncated - stats_before[1], items, plan)
+                   lm.stats.tokens - stats_before[0], lm.stats.truncated - stats_before[1], items, plan,
+                   [docs[i] for i in kept], asked, grouped)
 
 
 def make_scorers(task: Task) -> list[Scorer]:

@@ -184,6 +184,10 @@ class Task:
     # Joins the prepared rows (after --limit) into the texts that are scored, e.g. the lines of
     # PTB into one stream; None: every row is one example.
     group: Callable[[list[Doc]], list[Doc]] | None = None
+    # Rows from a source of the task's own instead of `hub` ("eval": the evaluation rows,
+    # "fewshot": the few-shot pool, or None for the evaluation rows), e.g. an lm-eval YAML's dataset.
+    loader: Callable[[str], list[Doc] | None] | None = None
+    lm_eval_config: dict[str, Any] | None = None  # the lm-eval YAML config it was built from
 
     @property
     def default_template(self) -> str:
