@@ -145,6 +145,25 @@ def test_harness_model_answers_like_hf_rolling_and_generation(both_runs):
     assert results["config"]["model_args"]["backend"] == "native"
 
 
+def test_harness_model_on_mindnlp_answers_like_hf(both_runs, tiny_dir):
+    """backend=mindnlp: mindnlp's torch is activated before lm-eval imports torch, in one process."""
+    folder, _ = both_runs
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "HF_DATASETS_CACHE": str(folder / "hf-datasets")}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("harness")), "lm-eval", "--model-args",
+         f"pretrained={tiny_dir},backend=mindnlp,cache=false", "--", "--tasks", "t_mc",
+         "--include_path", str(folder), "--log_samples", "--output_path", str(folder / "mindnlp")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    ours, hf = _samples(folder / "mindnlp", "t_mc"), _samples(folder / "hf", "t_mc")
+    for a, b in zip(ours, hf, strict=True):
+        assert _numbers(a["filtered_resps"]) == pytest.approx(_numbers(b["filtered_resps"]), abs=TOLERANCE)
+        assert a["acc"] == b["acc"] and a["acc_norm"] == b["acc_norm"]
+    results = json.loads(next((folder / "mindnlp").rglob("results_*.json")).read_text())
+    assert results["config"]["model_backend"] == "mindnlp"
+
+
 def test_harness_model_serves_a_rerun_from_the_response_cache(tmp_path):
     """Resume: a second HarnessLM on the same cache file computes nothing and answers the same."""
     from lm_eval.api.instance import Instance
@@ -284,3 +303,15 @@ def test_lm_eval_make_table_reads_our_lm_eval_result(yaml_and_builtin):
     assert first["target"] == "1" and first["doc"]["answerKey"] == "B"
     assert first["arguments"]["gen_args_1"]["arg_1"] == " Mars"
     assert len(first["resps"]) == 3 and first["acc"] in (0.0, 1.0)
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--model-args", "pretrained"], "is not key=value"),
+    (["--model-args", "pretrained=tiny", "--", "--model", "hf"], "--model harness itself"),
+])
+def test_harness_lm_eval_bad_input_is_one_line(capsys, args, needle):
+    from harness.cli import main
+
+    assert main(["lm-eval", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err
