@@ -67,7 +67,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--max-new-tokens", type=int, default=None,
               help="Cap on generated tokens (default: the task's own).")
 @click.option("--seed", type=int, default=1234, show_default=True)
-@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.option("--no-progress", is_flag=True,
+              help="Hide progress: the loading line, the bars and the per-task closing lines.")
 @click.option("--no-cache", is_flag=True,
               help="Do not read or store model responses (default: cached, so a rerun resumes).")
 @click.option("--cache-file", type=click.Path(path_type=Path), default=None,

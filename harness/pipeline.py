@@ -147,13 +147,18 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
     engines.prepare(backends, request.device)  # mindnlp first, whatever the order of the models
     cluster = distributed.join(backends, request.device, request.shard) if distributed.role() else None
     shard = cluster.shard if cluster else request.shard
+
+    def note(line: str) -> None:  # progress lines on stderr; --no-progress hides them with the bars
+        if request.progress:
+            echo(line, err=True)
+
     for model_name, model_backend in zip(request.models, backends, strict=True):
-        echo(f"loading {model_name} ({model_backend} on {request.device}) ...", err=True)
+        note(f"loading {model_name} ({model_backend} on {request.device}) ...")
         started = time.perf_counter()
         with distributed.replica_load(cluster):  # each msrun rank loads its own whole copy
             lm = models.load(model_name, model_backend, request.device, request.dtype,
                              request.batch_size)
-        echo(f"loaded {lm.name} in {duration(time.perf_counter() - started)}", err=True)
+        note(f"loaded {lm.name} in {duration(time.perf_counter() - started)}")
         try:
             session.attach(lm, request.device)
             for task, template in plan:
@@ -170,8 +175,8 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
                         cluster.send_error(distributed.label(lm.name, task.name, template), exc)
                     session.fail(label, lm.name, exc, single)
                     continue
-                echo(f"{lm.name} {label}: {task_run.n_examples} examples in "
-                     f"{duration(task_run.wall_seconds)} ({_rate(task_run)} examples/s)", err=True)
+                note(f"{lm.name} {label}: {task_run.n_examples} examples in "
+                     f"{duration(task_run.wall_seconds)} ({_rate(task_run)} examples/s)")
                 record = result_record(task_run, lm, request)
                 record.update(session.extras(lm, before, label, task_run.truncated))
                 if shard is not None:  # a partial result; under msrun rank 0 also merges them all
