@@ -67,7 +67,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--max-new-tokens", type=int, default=None,
               help="Cap on generated tokens (default: the task's own).")
 @click.option("--seed", type=int, default=1234, show_default=True)
-@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.option("--no-progress", is_flag=True,
+              help="Hide progress: the loading line, the bars and the per-task closing lines.")
 @click.option("--no-cache", is_flag=True,
               help="Do not read or store model responses (default: cached, so a rerun resumes).")
 @click.option("--cache-file", type=click.Path(path_type=Path), default=None,
@@ -173,17 +174,56 @@ def lm_eval_command(model_args: str, lm_eval_args: tuple[str, ...]) -> None:
 @click.option("--output-dir", type=click.Path(path_type=Path), default=None,
               help="Write OUTPUT_DIR/<model>/<task>/<time>.json (default: into FOLDER, beside the shards).")
 def merge_command(folders: tuple[Path, ...], output_dir: Path | None) -> None:
-    """Combine the partial results of `harness run --shard I/N` in each FOLDER (one run's shards)
-    into the result one process would have written. Nothing is written unless every FOLDER merges."""
-    from harness.merge import prepare, write_merged
+    """Combine the partial results of `harness run --shard I/N` into the result one process would
+    have written. FOLDER is one run's shard folder, or any folder above (e.g. the run's
+    --output-dir): every shard set found under it is merged, except those merged already; an
+    incomplete set found that way is named and skipped. Given shard folders must all merge."""
+    from harness.merge import find_shard_sets, prepare, write_merged
     from harness.table import build_table, render
 
-    merged = [(folder, *prepare(folder)) for folder in folders]
+    merged = []
+    for folder in folders:
+        pending, done = find_shard_sets(folder) if Path(folder).is_dir() else ([], [])
+        if Path(folder) in pending or Path(folder) in done:  # a shard folder itself: strict
+            merged.append((folder, *prepare(folder)))
+            continue
+        for skipped in done:
+            click.echo(f"skipped {skipped}: merged already (a merged result lies beside the shards)",
+                       err=True)
+        for found in pending:
+            try:
+                merged.append((found, *prepare(found)))
+            except HarnessError as exc:
+                click.echo(f"skipped {found}: {exc}", err=True)
+        if not pending and not done:
+            prepare(folder)  # raises: no such folder, or no shard results in it (with the hint)
+    if not merged:
+        raise HarnessError(f"no complete shard set to merge under {', '.join(map(str, folders))}")
     for folder, record, samples in merged:
         path = write_merged(folder, record, samples, output_dir)
         click.echo(f"wrote {path} (merged from {record['merged_from']['count']} shards)", err=True)
     header, rows = build_table([record for _, record, _ in merged])
     click.echo(render(header, rows))
+
+
+@cli.command("new-task")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["multiple-choice", "generate", "loglikelihood", "rolling"]),
+              required=True, help="How the model is asked (the task's adapter).")
+@click.option("--package", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Write a separate plugin package in DIR (default: this source tree's tasks/).")
+def new_task_command(name: str, kind: str, package: Path | None) -> None:
+    """Write a working task plugin NAME: module, prompt template, entry point and a test that
+    runs it on --model tiny."""
+    from harness.scaffold import new_task
+
+    repo = Path(__file__).resolve().parents[1]
+    written = new_task(name, kind, package, repo)
+    for path in written:
+        click.echo(f"wrote {path}")
+    root = package if package is not None else repo
+    click.echo(f"next: pip install --no-deps -e {root}  (registers the entry point), then "
+               f"pytest {written[2]} and harness run --task {name} --model tiny --data-files ROWS.jsonl")
 
 
 @cli.command("table")

@@ -42,6 +42,26 @@ def load_partials(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
     return found
 
 
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) and data.get("schema") == "harness.result" else None
+
+
+def find_shard_sets(root: Path) -> tuple[list[Path], list[Path]]:
+    """The folders under `root` (itself included) that hold shard results: (not yet merged,
+    already merged: a merged result lies beside the shards)."""
+    shards: set[Path] = set()
+    merged: set[Path] = set()
+    for path in sorted(Path(root).rglob("*.json")):
+        data = None if path.name.startswith(".tmp-") else _read(path)
+        if data is not None:
+            (shards if "shard" in data else merged if "merged_from" in data else set()).add(path.parent)
+    return sorted(shards - merged), sorted(shards & merged)
+
+
 def check(partials: list[tuple[str, dict[str, Any]]], where: str) -> list[dict[str, Any]]:
     """The partials of one complete run, by shard index; HarnessError naming what is wrong."""
     ordered = sorted(partials, key=lambda p: (p[1]["shard"]["index"], p[0]))

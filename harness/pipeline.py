@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import gc
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from harness import distributed, engines, models
 from harness.cache import default_cache_file
 from harness.compare.sensitivity import sensitivity_table
 from harness.errors import HarnessError
+from harness.progress import duration
 from harness.registry import discover
 from harness.results import SCHEMA_VERSION, package_versions, write_result
 from harness.runner import RunSettings, TaskRun, evaluate, load_documents, template_names
@@ -50,13 +52,28 @@ class RunRequest:
 def _progress_factory(enabled: bool):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from harness.progress import ExampleProgress
 
-    def make(total: int, desc: str):
-        return tqdm(total=total, desc=desc, unit="req", file=sys.stderr, dynamic_ncols=True,
-                    mininterval=1.0)
+    def make(requests: int, desc: str, examples: int | None = None):
+        return ExampleProgress(requests, requests if examples is None else examples, desc, sys.stderr)
 
     return make
+
+
+def _model_type(spec: Any) -> str | None:
+    """The checkpoint's `model_type` (gpt2, llama, ...): compare draws one line per family."""
+    if spec is None:
+        return None
+    from harness.models.checkpoint import read_config
+
+    try:
+        return read_config(spec).get("model_type")
+    except HarnessError:
+        return None
+
+
+def _rate(run: TaskRun) -> str:
+    return f"{run.n_examples / run.wall_seconds:.2f}" if run.wall_seconds else "?"
 
 
 def result_record(run: TaskRun, lm: models.LanguageModel, request: RunRequest) -> dict[str, Any]:
@@ -71,7 +88,8 @@ def result_record(run: TaskRun, lm: models.LanguageModel, request: RunRequest) -
         },
         "model": {
             "name": lm.name, "source": spec.source if spec else lm.name,
-            "backend": lm.backend.name, "device": request.device, "dtype": request.dtype,
+            "backend": lm.backend.name, "model_type": _model_type(spec),
+            "device": request.device, "dtype": request.dtype,
             "num_parameters": lm.backend.num_parameters(), "max_length": lm.max_length,
         },
         "metrics": run.metrics,
@@ -135,10 +153,18 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
     engines.prepare(backends, request.device)  # mindnlp first, whatever the order of the models
     cluster = distributed.join(backends, request.device, request.shard) if distributed.role() else None
     shard = cluster.shard if cluster else request.shard
+
+    def note(line: str) -> None:  # progress lines on stderr; --no-progress hides them with the bars
+        if request.progress:
+            echo(line, err=True)
+
     for model_name, model_backend in zip(request.models, backends, strict=True):
+        note(f"loading {model_name} ({model_backend} on {request.device}) ...")
+        started = time.perf_counter()
         with distributed.replica_load(cluster):  # each msrun rank loads its own whole copy
             lm = models.load(model_name, model_backend, request.device, request.dtype,
                              request.batch_size)
+        note(f"loaded {lm.name} in {duration(time.perf_counter() - started)}")
         finished: list[tuple[TaskRun, dict]] = []  # for --output-format lm-eval
         try:
             session.attach(lm, request.device)
@@ -156,6 +182,8 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
                         cluster.send_error(distributed.label(lm.name, task.name, template), exc)
                     session.fail(label, lm.name, exc, single)
                     continue
+                note(f"{lm.name} {label}: {task_run.n_examples} examples in "
+                     f"{duration(task_run.wall_seconds)} ({_rate(task_run)} examples/s)")
                 record = result_record(task_run, lm, request)
                 record.update(session.extras(lm, before, label, task_run.truncated))
                 if shard is not None:  # a partial result; under msrun rank 0 also merges them all

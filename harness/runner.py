@@ -198,7 +198,8 @@ def evaluate(lm: LanguageModel, task: Task, settings: RunSettings, progress_fact
         kept = plan.examples
     stats_before = (lm.stats.tokens, lm.stats.truncated)
     start = time.perf_counter()
-    progress = progress_factory(len(requests), f"{lm.name} {task.name}") if progress_factory else None
+    progress = (progress_factory(len(requests), f"{lm.name} {task.name}", examples=len(kept))
+                if progress_factory else None)  # counts examples; the model reports requests
     saved_context = lm.rolling_context
     if settings.rolling_stride is not None:
         lm.rolling_context = rolling_context_for(lm.max_length, settings.rolling_stride)

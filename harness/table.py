@@ -24,14 +24,29 @@ def _number(value: float) -> str:
     return f"{value:.1f}" if abs(value) < 1e6 else f"{value:.4g}"
 
 
+def model_labels(results: list[dict]) -> dict[int, str]:
+    """Each result's model column: the model's name, with `[backend]` added where the same model
+    was run on several backends (so that no backend's result hides another's)."""
+    backends: dict[str, set] = {}
+    for r in results:
+        backends.setdefault(r["model"]["name"], set()).add(r["model"].get("backend"))
+    return {id(r): (f"{r['model']['name']} [{r['model'].get('backend')}]"
+                    if len(backends[r["model"]["name"]]) > 1 else r["model"]["name"]) for r in results}
+
+
 def latest_by_key(results: list[dict]) -> dict[tuple, dict]:
-    """The newest result for each (model, task, template, num_fewshot)."""
+    """The newest result for each (model, task, template, num_fewshot); the model is its column
+    label (`model_labels`: the backend is part of it when a model ran on several)."""
+    labels = model_labels(results)
     latest: dict[tuple, dict] = {}
     for r in sorted(results, key=lambda r: r.get("created", "")):
-        key = (r["model"]["name"], r["task"]["name"], r["task"]["template"]["name"],
+        key = (labels[id(r)], r["task"]["name"], r["task"]["template"]["name"],
                r["task"]["num_fewshot"])
         latest[key] = r
     return latest
+
+
+N_ROW = "n"  # the metric column of each setting's row of example counts
 
 
 def build_table(results: list[dict]) -> tuple[list[str], list[list[str]]]:
@@ -56,6 +71,8 @@ def build_table(results: list[dict]) -> tuple[list[str], list[list[str]]]:
                 r = latest.get((model, task, tpl, k))
                 cells.append(_cell(r["metrics"][name]) if r and name in r["metrics"] else "")
             rows.append([task, tpl, str(k), name, *cells])
+        counts = [latest.get((model, task, tpl, k), {}).get("n_examples") for model in models]
+        rows.append([task, tpl, str(k), N_ROW, *("" if c is None else str(c) for c in counts)])
     return header, rows
 
 

@@ -102,6 +102,14 @@ class Loglikelihood(Adapter):
                        is_greedy=r.is_greedy, n_tokens=r.n_tokens)
 
 
+def choice_record(choices: list[str], gold: int, results: list[Any]) -> dict[str, Any]:
+    """What a multiple-choice sample logs beside `prediction` (the chosen index) and
+    `choice_logprobs`: the choices' text, the gold index, and whether each choice is the greedy
+    continuation (lm-eval's `arguments`, `target` and `resps`)."""
+    return {"choices": list(choices), "gold": int(gold),
+            "choice_is_greedy": [bool(getattr(r, "is_greedy", False)) for r in results]}
+
+
 @dataclass(frozen=True)
 class MultipleChoice(Adapter):
     """Score every choice as a continuation of the same prompt; predict the most likely."""
@@ -115,9 +123,10 @@ class MultipleChoice(Adapter):
         logprobs = [r.logprob for r in results]
         choices = task.choices(doc)
         best = max(range(len(logprobs)), key=lambda i: logprobs[i])
-        return Outcome(prediction=best, gold=task.gold(doc), choice_logprobs=logprobs,
-                       choice_lengths=[len(c) for c in choices],
-                       references=[choices[task.gold(doc)]])
+        gold = task.gold(doc)
+        return Outcome(prediction=best, gold=gold, choice_logprobs=logprobs,
+                       choice_lengths=[len(c) for c in choices], references=[choices[gold]],
+                       extra=choice_record(choices, gold, results))
 
 
 @dataclass(frozen=True)
@@ -155,9 +164,10 @@ class PartialChoice(Adapter):
         logprobs = [r.logprob for r in results]
         best = max(range(len(logprobs)), key=lambda i: logprobs[i])
         remainder = task.references(doc)[0]
-        return Outcome(prediction=best, gold=task.gold(doc), choice_logprobs=logprobs,
-                       choice_lengths=[len(remainder)] * len(logprobs),
-                       references=[task.choices(doc)[task.gold(doc)]])
+        choices, gold = task.choices(doc), task.gold(doc)
+        return Outcome(prediction=best, gold=gold, choice_logprobs=logprobs,
+                       choice_lengths=[len(remainder)] * len(logprobs), references=[choices[gold]],
+                       extra=choice_record(choices, gold, results))
 
 
 @dataclass(frozen=True)

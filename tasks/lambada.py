@@ -20,7 +20,10 @@ from harness_prompts import PROMPTS_DIR
 from harness.scorers import Accuracy, Perplexity
 from harness.task import HubSource, Loglikelihood, Task
 
-TEMPLATES = {"lm-eval": "lambada/lm-eval.jinja"}
+# lm-eval's lambada_openai first (the default), then its lambada_openai_cloze wording and an
+# instruction-style one (this harness's), for `--template all`.
+TEMPLATES = {"lm-eval": "lambada/lm-eval.jinja", "cloze": "lambada/cloze.jinja",
+             "instruction": "lambada/instruction.jinja"}
 
 
 def prepare(row: dict) -> dict:

@@ -32,6 +32,8 @@ def prepare_hellaswag(row: dict) -> dict:
     context = row["ctx_a"] + " " + row["ctx_b"].capitalize()
     return {
         "query": hellaswag_clean(row["activity_label"] + ": " + context),
+        "activity": hellaswag_clean(row["activity_label"]),  # for the plain / instruction templates
+        "context": hellaswag_clean(context),
         "choices": [hellaswag_clean(e) for e in row["endings"]],
         "gold": int(row["label"]),
     }
@@ -68,10 +70,17 @@ def prepare_winogrande(row: dict) -> dict:
     }
 
 
+def templates_of(lm_eval_template: str) -> dict[str, str]:
+    """lm-eval's template (e.g. `piqa/lm-eval.jinja`) first (the default, so published numbers do
+    not move), then a plain and an instruction-style wording beside it, for `--template all`."""
+    folder = lm_eval_template.rsplit("/", 1)[0]
+    return {name: f"{folder}/{name}.jinja" for name in ("lm-eval", "plain", "instruction")}
+
+
 def mc_task(name: str, description: str, prepare, template: str, hub: HubSource) -> Task:
     return Task(
         name=name, description=description, adapter=MultipleChoice(),
-        scorers=(Accuracy, AccuracyNorm), templates={"lm-eval": template}, prompt_dir=PROMPTS_DIR,
+        scorers=(Accuracy, AccuracyNorm), templates=templates_of(template), prompt_dir=PROMPTS_DIR,
         prepare=prepare, hub=hub,
     )
 

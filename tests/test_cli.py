@@ -146,7 +146,8 @@ def test_template_error_names_template_and_line(capsys, tmp_path, monkeypatch):
     task = discover().get("translation-en-fr")
     monkeypatch.setitem(task.templates, "bad", str(bad))
     code, _, err = _run(capsys, "run", "--model", "tiny", "--template", "bad", "--limit", "1",
-                        "--data-files", str(Path(__file__).resolve().parents[2] / "shared/data/wmt14-en-fr"))
+                        "--no-progress", "--data-files",
+                        str(Path(__file__).resolve().parents[2] / "shared/data/wmt14-en-fr"))
     assert code == 2 and err.count("\n") == 1
     assert "template 'bad'" in err and "line 2" in err and "no_such_field" in err
 

@@ -89,15 +89,30 @@ def test_models_run_one_after_another_each_freed_before_the_next_with_its_size(s
 
 def test_table_has_task_metric_rows_and_models_by_size(compared, sized_run):
     report, out = compared
-    rows = list(csv.reader(io.StringIO((out / "table.csv").read_text())))
-    assert rows[0] == ["task", "template", "shots", "metric", "tiny-s", "tiny-m", "tiny-l"]
-    assert [(r[0], r[3]) for r in rows[1:]] == [(t, m) for t in TASKS for m in ("bleu", "chrf")]
+    md = (out / "table.md").read_text()
+    assert "| tiny-s" in md and "± " in report.markdown
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in md.splitlines()
+             if line.startswith("| ")]
+    assert cells[0][4:] == ["tiny-s", "tiny-m", "tiny-l"]
+    n_rows = [c for c in cells if c[3] == "n"]
+    assert [(c[0], c[4:]) for c in n_rows] == [(t, ["4", "4", "4"]) for t in TASKS]  # n per model
+    assert "n=4)" in md  # the paired test names the examples both models share
+    # table.csv: one row per (setting, metric, model), numbers in their own columns
+    rows = list(csv.DictReader(io.StringIO((out / "table.csv").read_text())))
+    assert [(r["task"], r["metric"], r["model"]) for r in rows] == [
+        (t, m, s) for t in TASKS for m in ("bleu", "chrf") for s in SIZES]
     (path,) = (sized_run[0] / "tiny-m" / "translation-fr-en").glob("*.json")
     chrf = json.loads(path.read_text())["metrics"]["chrf"]
-    cell = rows[4][5]
-    assert cell.startswith(f"{chrf['value']:.4f} ± {chrf['stderr']:.4f} (p=")
-    assert rows[1][4].count("(p=") == 0  # the smallest model has nothing smaller to beat
-    assert "| tiny-s" in (out / "table.md").read_text() and "± " in report.markdown
+    wanted = ("translation-fr-en", "chrf", "tiny-m")
+    (row,) = [r for r in rows if (r["task"], r["metric"], r["model"]) == wanted]
+    assert (float(row["value"]), float(row["stderr"]), int(row["n"])) == (chrf["value"], chrf["stderr"], 4)
+    assert 0 < float(row["p"]) <= 1 and int(row["p_n"]) == 4 and row["p_vs"] == "tiny-s"
+    assert row["backend"] and int(row["parameters"]) > 0
+    smallest = [r for r in rows if r["model"] == "tiny-s"]
+    assert all(r["p"] == r["p_n"] == r["p_vs"] == "" for r in smallest)  # nothing smaller to beat
+    significance = list(csv.DictReader(io.StringIO((out / "significance.csv").read_text())))
+    assert all(float(r["p"]) > 0 and float(r["delta"]) == float(r["larger score"]) - float(r["smaller score"])
+               for r in significance)
 
 
 def test_scaling_plot_has_one_point_per_model_and_the_paper_reference(compared, sized_run):
@@ -109,7 +124,7 @@ def test_scaling_plot_has_one_point_per_model_and_the_paper_reference(compared, 
         width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
         assert width >= 600 and height >= 300
         for metric in ("bleu", "chrf"):
-            ours = report.points[task][metric]["this harness"]
+            ours = report.points[task][metric]["gpt2"]  # one family (model_type), one line
             assert [(p.model, p.parameters) for p in ours] == list(expected.items())
             (path,) = (sized_run[0] / "tiny-l" / task).glob("*.json")
             assert ours[-1].value == json.loads(path.read_text())["metrics"][metric]["value"]
@@ -128,7 +143,7 @@ def test_adjacent_sizes_are_tested_on_the_same_examples(compared):
                      for a, b in (("tiny-s", "tiny-m"), ("tiny-m", "tiny-l"))]
     for r in rows:
         assert r["n"] == "4" and r["test"].startswith("paired bootstrap")
-        p = float(r["p"].lstrip("<"))
+        p = float(r["p"])
         assert 0 < p <= 1 and r["larger better"] == ("yes" if p < 0.05 else "no")
 
 
@@ -294,3 +309,74 @@ def test_bad_input_is_one_line_and_exit_code_2(sized_run, tmp_path, capsys):
     assert "rouge" in err and "bleu, chrf" in err and "\n" not in err
     assert main(["run", "--model", "tiny", "--template", "nope"]) == 2
     assert "no template 'nope'" in capsys.readouterr().err
+
+
+def _mc_result(folder: Path, model: str, params: int, correct: dict[int, bool], *, backend: str = "native",
+               model_type: str = "gpt2", created: str = "2026-01-01T00:00:00") -> None:
+    """A multiple-choice result (two choices per question) with its samples log: `correct`
+    maps example index -> whether the model chose the gold choice (index 1)."""
+    from harness.results import write_result
+
+    samples = [{"index": i, "prompt": f"question {i}", "prediction": 1 if ok else 0, "references": ["right"],
+                "scores": {"acc": float(ok)}, "choices": ["wrong", "right"], "gold": 1,
+                "choice_logprobs": [-2.0, -1.0] if ok else [-1.0, -2.0]} for i, ok in correct.items()]
+    acc = float(np.mean([float(ok) for ok in correct.values()]))
+    write_result(folder, model, "quiz", {
+        "schema": "harness.result", "created": created,
+        "task": {"name": "quiz", "kind": "multiple_choice", "template": {"name": "t", "sha256": "0"},
+                 "num_fewshot": 0},
+        "model": {"name": model, "num_parameters": params, "backend": backend, "model_type": model_type},
+        "metrics": {"acc": {"value": acc, "stderr": 0.01, "higher_is_better": True}},
+        "n_examples": len(samples)}, samples)
+
+
+def test_compare_keeps_every_backend_of_a_model_in_its_own_column(tmp_path):
+    from harness.compare.command import compare
+
+    every = dict.fromkeys(range(6), True)
+    _mc_result(tmp_path, "m", 1000, every, backend="torch", created="2026-01-01T00:00:01")
+    _mc_result(tmp_path, "m", 1000, {i: i % 2 == 0 for i in range(6)}, backend="mindnlp",
+               created="2026-01-01T00:00:02")
+    _mc_result(tmp_path, "small", 10, {i: False for i in range(6)}, created="2026-01-01T00:00:03")
+    report = compare(tmp_path, out=tmp_path / "cmp")
+    header = next(line for line in report.markdown.splitlines() if line.startswith("| task"))
+    assert [c.strip() for c in header.strip("|").split("|")][4:] == ["small", "m [mindnlp]", "m [torch]"]
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "cmp" / "table.csv").read_text())))
+    assert [(r["model"], r["backend"], float(r["value"])) for r in rows] == [
+        ("small", "native", 0.0), ("m [mindnlp]", "mindnlp", 0.5), ("m [torch]", "torch", 1.0)]
+    # one line per backend of the family in the plot, at the same parameter count
+    series = report.points["quiz"]["acc"]
+    assert sorted(series) == ["gpt2", "gpt2 [mindnlp]", "gpt2 [torch]"]
+
+
+def test_scaling_plot_draws_one_line_per_family_and_the_chance_level(tmp_path):
+    from harness.compare.command import compare
+    from harness.compare.plot import chance_level
+    from harness.compare.runs import load_runs
+
+    half = {i: i < 3 for i in range(6)}
+    _mc_result(tmp_path, "gpt-a", 100, half)
+    _mc_result(tmp_path, "gpt-b", 400, dict.fromkeys(range(6), True))
+    _mc_result(tmp_path, "llama-a", 200, half, model_type="llama")
+    report = compare(tmp_path, out=tmp_path / "cmp")
+    series = report.points["quiz"]["acc"]
+    assert {label: [p.model for p in pts] for label, pts in series.items()} == {
+        "gpt2": ["gpt-a", "gpt-b"], "llama": ["llama-a"]}
+    assert chance_level(load_runs(tmp_path), "quiz") == 0.5  # two choices per question
+    assert report.chance == {"quiz": 0.5}
+    assert not [label for label in series if "GPT-2 paper" in label]  # no published number for quiz
+
+
+def test_example_browser_shows_every_model_s_examples_and_choices_as_text(tmp_path):
+    from harness.compare.report_html import example_groups
+    from harness.compare.runs import load_runs
+
+    _mc_result(tmp_path, "small", 10, {0: True, 1: False, 2: True})
+    _mc_result(tmp_path, "large", 20, {2: True, 3: False, 4: True})  # other examples than small's
+    (group,) = example_groups(load_runs(tmp_path), 100)
+    assert group["models"] == ["small", "large"] and group["total"] == 5
+    by_index = {ex["i"]: ex for ex in group["examples"]}
+    assert sorted(by_index) == [0, 1, 2, 3, 4]
+    assert by_index[1]["pred"] == ["[0] wrong", None] and by_index[1]["refs"] == ["[1] right"]
+    assert by_index[3]["pred"] == [None, "[0] wrong"] and by_index[3]["ok"] == [None, False]
+    assert by_index[2]["pred"] == ["[1] right", "[1] right"] and by_index[2]["ok"] == [True, True]

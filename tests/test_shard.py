@@ -203,6 +203,26 @@ def test_merge_writes_under_output_dir_and_nothing_when_any_folder_fails(runs, t
     assert json.loads(result.read_text())["metrics"] == json.loads(runs["single"].read_text())["metrics"]
 
 
+def test_merge_finds_every_complete_shard_set_under_an_output_dir(runs, tmp_path, capsys):
+    root = tmp_path / "results"
+    complete = root / "nested" / "tiny" / TASK / "shards" / "run"
+    complete.mkdir(parents=True)
+    for part in runs["parts"]:
+        shutil.copy(part, complete)
+    incomplete = root / "other" / "tiny" / TASK / "shards" / "run"
+    incomplete.mkdir(parents=True)
+    shutil.copy(runs["parts"][0], incomplete)  # shard 1 of 2 never ran
+    code, err = _merge_in_process(root, capsys)
+    assert code == 0, err
+    (merged,) = [p for p in complete.glob("*.json") if not p.name.startswith("shard-")]
+    assert json.loads(merged.read_text())["metrics"] == json.loads(runs["single"].read_text())["metrics"]
+    assert f"skipped {incomplete}: missing shard(s) 1 of 2" in err
+    assert not [p for p in incomplete.iterdir() if not p.name.startswith("shard-")]  # nothing written
+    code, err = _merge_in_process(root, capsys)  # again: the merged set is not merged twice
+    assert code == 2 and f"skipped {complete}: merged already" in err
+    assert len(list(complete.glob("*.json"))) == 3
+
+
 def test_merge_refuses_a_folder_without_shards(tmp_path, capsys):
     code, err = _merge_in_process(tmp_path, capsys)
     assert code == 2 and "no shard results" in err

@@ -76,10 +76,37 @@ def test_multiple_choice_tasks(tiny_lm, registry, tmp_path, name, row):
     prompt = run.samples[0]["prompt"]
     direct = [_ll(tiny_lm, prompt, " " + c).logprob for c in doc["choices"]]
     assert run.samples[0]["choice_logprobs"] == pytest.approx(direct, rel=1e-9)
+    # the sample says what was asked: every choice's text, the gold index, each choice's score
+    assert run.samples[0]["choices"] == doc["choices"] and run.samples[0]["gold"] == doc["gold"]
+    assert len(run.samples[0]["choice_is_greedy"]) == len(doc["choices"])
     best = max(range(len(direct)), key=lambda i: direct[i])
+    assert run.samples[0]["prediction"] == best
     best_norm = max(range(len(direct)), key=lambda i: direct[i] / len(doc["choices"][i]))
     assert run.metrics["acc"]["value"] == float(best == doc["gold"])
     assert run.metrics["acc_norm"]["value"] == float(best_norm == doc["gold"])
+
+
+SENSITIVITY_TASKS = ("lambada", "arc-easy", "arc-challenge", "piqa", "hellaswag", "boolq")
+LAMBADA_ROW = {"text": "He put the key in the lock and turned the handle of the door"}
+ROWS = {"lambada": LAMBADA_ROW, "piqa": {"goal": "How to open a jar?", "sol1": "Twist the lid.",
+                                        "sol2": "Eat the jar.", "label": 0},
+        "arc-easy": {"question": "What do plants need?", "answerKey": "B",
+                     "choices": {"text": ["Rocks", "Sunlight"], "label": ["A", "B"]}},
+        "hellaswag": HELLASWAG,
+        "boolq": {"passage": "Paris is in France.", "question": "is paris in france", "label": 1}}
+
+
+@pytest.mark.parametrize("name", SENSITIVITY_TASKS)
+def test_prompt_sensitivity_tasks_have_three_templates_lm_eval_s_the_default(registry, name):
+    from harness.runner import render_context, template_for
+
+    task = registry.get(name)
+    assert len(task.templates) >= 3 and task.default_template == "lm-eval"
+    doc = task.prepare(ROWS.get(name, ROWS["arc-easy"]))
+    prompts = [render_context(task, template_for(task, t), doc, []) for t in task.templates]
+    assert len(set(prompts)) == len(prompts)  # each wording differs
+    for prompt in prompts:  # the delimiter adds the one space before what is scored
+        assert prompt.strip() and prompt == prompt.rstrip()
 
 
 def test_winogrande_scores_the_rest_of_the_sentence_after_each_filled_context(tiny_lm, registry, tmp_path):

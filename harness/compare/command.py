@@ -9,10 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.compare.pairs import adjacent_tests
-from harness.compare.plot import Series, scaling_plot
+from harness.compare.plot import Series, chance_level, scaling_plot
 from harness.compare.report_html import render_report
 from harness.compare.runs import load_runs
-from harness.compare.tables import LEGEND, score_table, sensitivity_rows, significance_rows
+from harness.compare.tables import (
+    LEGEND,
+    score_records,
+    score_table,
+    sensitivity_rows,
+    significance_rows,
+)
 from harness.table import render
 
 SCORES = "Scores (value ± stderr; models by parameter count)"
@@ -27,6 +33,7 @@ class CompareOutput:
     markdown: str
     files: list[Path] = field(default_factory=list)
     points: dict[str, dict[str, Series]] = field(default_factory=dict)
+    chance: dict[str, float] = field(default_factory=dict)  # task -> chance accuracy (multiple choice)
 
 
 def _write(path: Path, data: str | bytes) -> Path:
@@ -53,6 +60,9 @@ def compare(folder: Path, metrics: list[str] | None = None, out: Path | None = N
     tables = {SCORES: score_table(runs, tests), SIGNIFICANCE: significance_rows(tests),
               SENSITIVITY: sensitivity_rows(runs)}
     notes = {SCORES: LEGEND}
+    # the CSV files hold numbers in their own columns (the Markdown's cells are for reading)
+    csvs = {SCORES: score_records(runs, tests), SIGNIFICANCE: significance_rows(tests, numeric=True),
+            SENSITIVITY: tables[SENSITIVITY]}
     result = CompareOutput("")
     md = []
     for (title, (header, rows)), stem in zip(tables.items(), ("table", "significance", "sensitivity"),
@@ -60,7 +70,7 @@ def compare(folder: Path, metrics: list[str] | None = None, out: Path | None = N
         if not rows:
             continue
         md.append(f"## {title}\n\n{render(header, rows)}" + (f"\n{notes[title]}\n" if title in notes else ""))
-        result.files.append(_write(out / f"{stem}.csv", render(header, rows, "csv")))
+        result.files.append(_write(out / f"{stem}.csv", render(*csvs[title], "csv")))
     result.markdown = "\n".join(md)
     result.files.append(_write(out / "table.md", result.markdown))
     plots: dict[str, Path] = {}
@@ -72,6 +82,9 @@ def compare(folder: Path, metrics: list[str] | None = None, out: Path | None = N
             os.replace(tmp, path)
             plots[task] = path
             result.points[task] = points
+            chance = chance_level(runs, task)
+            if chance is not None:
+                result.chance[task] = chance
             result.files.append(path)
     result.files.append(_write(out / "report.html", render_report(runs, tables, plots, notes, max_examples)))
     return result

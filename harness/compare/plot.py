@@ -1,9 +1,12 @@
-"""Scaling plots: each metric of a task against parameter count (log axis), one series per
-template / shots setting, error bars from the standard error, published numbers beside ours."""
+"""Scaling plots: each metric of a task against parameter count (log axis), one line per model
+family (`model_type`, e.g. gpt2 or llama: a line through different families would suggest a trend
+that is not there) and template / shots setting, error bars from the standard error, a chance
+line for multiple-choice accuracy, and published numbers for the same task beside ours."""
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,22 +32,52 @@ class Point:
 Series = dict[str, list[Point]]  # label -> points, smallest model first
 
 
+CHANCE_METRICS = ("acc", "acc_norm")
+MULTIPLE_CHOICE_KINDS = ("multiple_choice", "multiple_choice_partial")
+_SIZE_SUFFIX = re.compile(r"[-_](small|medium|large|xl|\d+(\.\d+)?[kmb])$", re.IGNORECASE)
+
+
+def family(result: dict) -> str:
+    """A model's family: its recorded `model_type` (gpt2, llama, ...); `tiny` (random weights)
+    is its own; older results without one: the name less a size suffix (gpt2-medium -> gpt2)."""
+    model = result["model"]
+    if model.get("name") == "tiny":
+        return "tiny (random GPT-2)"
+    return model.get("model_type") or _SIZE_SUFFIX.sub("", str(model.get("name", "")))
+
+
+def chance_level(runs: Runs, task: str) -> float | None:
+    """Expected accuracy of a uniform guess (mean of 1 / number of choices over the logged
+    examples) for a multiple-choice task; None for other tasks or without samples."""
+    for key in (k for k in runs.keys() if k.task == task):
+        for model in runs.models_for(key):
+            if runs.result(model, key)["task"].get("kind") not in MULTIPLE_CHOICE_KINDS:
+                return None
+            counts = [len(s.get("choice_logprobs") or []) for s in runs.samples(model, key) or []]
+            if counts and all(counts):
+                return sum(1 / c for c in counts) / len(counts)
+    return None
+
+
 def task_points(runs: Runs, task: str) -> dict[str, Series]:
     """metric -> series label -> points, for every result of `task` with a parameter count."""
     keys = [k for k in runs.keys() if k.task == task]
     several = len({(k.template, k.shots) for k in keys}) > 1
     panels: dict[str, Series] = {}
     for key in keys:
-        label = f"{key.template}, {key.shots}-shot" if several else "this harness"
+        setting = f", {key.template}, {key.shots}-shot" if several else ""
         for metric in runs.metrics(key):
             for model in runs.models_for(key):
-                entry = runs.result(model, key)["metrics"].get(metric)
-                params = runs.result(model, key)["model"].get("num_parameters")
+                result = runs.result(model, key)
+                entry = result["metrics"].get(metric)
+                params = result["model"].get("num_parameters")
                 if not entry or entry.get("value") is None or not params:
                     continue
                 stderr = entry.get("stderr")
                 point = Point(model, int(params), float(entry["value"]),
                               float(stderr) if stderr is not None and math.isfinite(stderr) else None)
+                backend = f" [{result['model'].get('backend')}]" if model.endswith("]") else ""
+                label = f"{family(result)}{backend}{setting}"
                 panels.setdefault(metric, {}).setdefault(label, []).append(point)
     for metric, series in panels.items():
         for label in series:
@@ -85,9 +118,12 @@ def scaling_plot(runs: Runs, task: str, path: Path) -> dict[str, Series]:
     cols = min(n, 3)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.0 * rows), squeeze=False)
+    chance = chance_level(runs, task)
     try:
         for ax, (metric, series) in zip(axes.flat, panels.items(), strict=False):
             refs = {r.source for r in reference_points(task, metric)}
+            if chance is not None and metric in CHANCE_METRICS:
+                ax.axhline(chance, color="grey", linestyle=":", linewidth=1.5, label=f"chance ({chance:.3g})")
             for label, points in series.items():
                 xs = [p.parameters for p in points]
                 ys = [p.value for p in points]

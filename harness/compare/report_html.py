@@ -41,8 +41,26 @@ def _correct(sample: dict, metric: str | None, higher_is_better: bool) -> bool:
     return str(sample.get("prediction")).strip() in refs
 
 
+def _shown_prediction(sample: dict) -> str:
+    """The prediction as text: a multiple-choice index becomes `[i] choice text`."""
+    pred, choices = sample.get("prediction"), sample.get("choices")
+    if isinstance(pred, int) and not isinstance(pred, bool) and isinstance(choices, list) \
+            and 0 <= pred < len(choices):
+        return f"[{pred}] {choices[pred]}"
+    return pred if isinstance(pred, str) else json.dumps(pred, ensure_ascii=False)
+
+
+def _references(sample: dict) -> list[str]:
+    """The references; for multiple choice the gold choice with its index, as predictions show."""
+    gold, choices = sample.get("gold"), sample.get("choices")
+    if isinstance(gold, int) and isinstance(choices, list) and 0 <= gold < len(choices):
+        return [f"[{gold}] {choices[gold]}"]
+    return [str(r) for r in sample.get("references") or []]
+
+
 def example_groups(runs: Runs, max_examples: int) -> list[dict]:
-    """Browser data: per task setting, every example with each model's prediction and scores."""
+    """Browser data: per task setting, every example any model saw (in index order), with each
+    model's prediction and scores (None where a model did not see that example)."""
     groups = []
     for key in runs.keys():
         models = [m for m in runs.models_for(key) if runs.samples(m, key)]
@@ -52,19 +70,21 @@ def example_groups(runs: Runs, max_examples: int) -> list[dict]:
         binary = _binary_metric(runs, key, models, samples)
         hib = bool(runs.result(models[0], key)["metrics"].get(binary or "", {}).get("higher_is_better", True))
         by_index = {m: {s["index"]: s for s in samples[m]} for m in models}
-        base = samples[models[0]]
+        first_seen: dict[int, dict] = {}
+        for m in models:  # the first model's sample of each example gives its prompt
+            for s in samples[m]:
+                first_seen.setdefault(s["index"], s)
+        base = [first_seen[i] for i in sorted(first_seen)]
         examples = []
         for s in base[:max_examples]:
             prompt = str(s.get("prompt", ""))
-            row = {"i": s["index"], "refs": [str(r) for r in s.get("references") or []],
+            row = {"i": s["index"], "refs": _references(s),
                    "prompt": prompt if len(prompt) <= PROMPT_CHARS else "…" + prompt[-PROMPT_CHARS:],
                    "pred": [], "scores": [], "ok": []}
             for m in models:
                 t = by_index[m].get(s["index"])
                 same = t is not None and t.get("prompt") == s.get("prompt")
-                row["pred"].append(json.dumps(t["prediction"], ensure_ascii=False)
-                                   if same and not isinstance(t["prediction"], str)
-                                   else (t["prediction"] if same else None))
+                row["pred"].append(_shown_prediction(t) if same else None)
                 row["scores"].append({k: v for k, v in t.get("scores", {}).items()
                                       if runs.metric_filter is None or k in runs.metric_filter}
                                      if same else {})
@@ -101,7 +121,8 @@ def render_report(runs: Runs, tables: dict[str, tuple[list[str], list[list[str]]
     for task, path in plots.items():
         encoded = base64.b64encode(path.read_bytes()).decode("ascii")
         parts.append(f"<img alt='{html.escape(task)} scaling plot' src='data:image/png;base64,{encoded}'>")
-    refs = sorted({(p.source, p.task, p.metric, p.model, p.value, p.where) for p in load_reference()})
+    refs = sorted({(p.source, p.task, p.metric, p.model, p.value, p.where) for p in load_reference()
+                   if p.task in plots})  # only the tasks of this report
     if refs:
         items = "".join(f"<li>{html.escape(f'{s}: {t} {m} {mo} = {v:g} ({w})')}</li>"
                         for s, t, m, mo, v, w in refs)
