@@ -240,7 +240,12 @@ def write_result(output_dir: Path, model: str, task: str, result: dict,
     the result's `samples_file`): both appear, or neither. What writers killed mid-write left in
     that folder is removed first."""
     folder = Path(output_dir) / model / task
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(folder, 4096) from None
+        raise
     clean_stale(folder)
     if samples is None:
         return write_new(folder, timestamp(), ".json", json.dumps(result, indent=2, default=_json_default,
