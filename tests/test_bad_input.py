@@ -140,12 +140,24 @@ def test_inputs_longer_than_the_context_are_truncated_counted_and_warned_once(ca
 
 
 def test_unusable_cache_file(capsys, kit, data, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    unusable = tmp_path / "a-file" / "cache.sqlite"  # its folder cannot be created
+    code, _, err = _run(capsys, "run", "--model", "tiny", "--task", "kit-ll", "--data-files", str(data),
+                        "--cache-file", str(unusable), "--output-dir", str(tmp_path / "out"))
+    assert code == 2
+    assert "cannot open the response cache" in _one_error_line(err) and "--no-cache" in err
+
+
+def test_corrupt_cache_file_is_moved_aside_and_the_run_goes_on(capsys, kit, data, tmp_path):
     not_a_db = tmp_path / "cache.sqlite"
     not_a_db.write_bytes(b"this is not a database" * 100)
     code, _, err = _run(capsys, "run", "--model", "tiny", "--task", "kit-ll", "--data-files", str(data),
-                        "--cache-file", str(not_a_db), "--output-dir", str(tmp_path / "out"))
-    assert code == 2
-    assert "cannot open the response cache" in _one_error_line(err) and "--no-cache" in err
+                        "--cache-file", str(not_a_db), "--output-dir", str(tmp_path / "out"), "--no-progress")
+    assert code == 0, err
+    (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith("cache.sqlite.corrupt-")]
+    assert aside.read_bytes().startswith(b"this is not a database")
+    warning = [line for line in err.splitlines() if line.startswith("warning: the response cache")]
+    assert len(warning) == 1 and "is corrupt" in warning[0] and str(aside) in warning[0]
 
 
 @pytest.mark.parametrize("args, expected", [
