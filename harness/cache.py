@@ -28,6 +28,8 @@ import hashlib
 import json
 import os
 import sqlite3
+import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,8 +59,18 @@ def default_cache_file(output_dir: Path) -> Path:
 class ResponseStore:
     """SQLite file (WAL mode) of `(namespace, request key) -> JSON answer`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, echo: Callable[[str], None] | None = None) -> None:
         self.path = Path(path)
+        self.echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.namespaces: dict[str, dict] = {}
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            if not _is_corrupt(exc):
+                raise self._unusable(exc) from None
+            self._start_afresh(exc)
+
+    def _open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(str(self.path), timeout=60)
@@ -66,16 +78,59 @@ class ResponseStore:
             # WAL + NORMAL: a commit survives the process being killed (not a power cut).
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError:
+            raise
         except (OSError, sqlite3.Error) as exc:
-            raise HarnessError(f"cannot open the response cache {self.path}: {exc}; delete the file, "
-                               "choose another with --cache-file, or pass --no-cache") from None
+            raise self._unusable(exc) from None
+
+    def _unusable(self, exc: BaseException) -> HarnessError:
+        return HarnessError(f"cannot open the response cache {self.path}: {exc}; delete the file, "
+                            "choose another with --cache-file, or pass --no-cache")
+
+    def _start_afresh(self, exc: BaseException) -> None:
+        """Move a corrupt cache file aside (kept, for inspection) and start an empty one."""
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        try:
+            for suffix in ("", "-wal", "-shm"):
+                part = Path(f"{self.path}{suffix}")
+                if part.exists():
+                    part.rename(Path(f"{aside}{suffix}"))
+            self._open()
+        except (OSError, sqlite3.Error) as again:
+            raise HarnessError(f"the response cache {self.path} is corrupt ({exc}) and cannot be replaced "
+                               f"({again}); delete it, or pass --cache-file or --no-cache") from None
+        self.echo(f"warning: the response cache {self.path} is corrupt ({exc}); moved it aside to {aside} "
+                  "and started an empty one (answers stored there are computed again)")
+        for ns, description in self.namespaces.items():
+            self.register(ns, description)
+
+    def _recovering(self, action: Callable[[], Any]) -> Any:
+        """Run `action`; if it finds the file corrupt, move the file aside and run it once more."""
+        try:
+            return action()
+        except sqlite3.DatabaseError as exc:
+            if not _is_corrupt(exc):
+                raise
+            self._start_afresh(exc)
+            return action()
 
     def register(self, ns: str, description: dict) -> None:
-        with self._writing():
-            self.conn.execute("INSERT OR IGNORE INTO namespaces VALUES (?, ?)",
-                              (ns, json.dumps(description, sort_keys=True)))
+        self.namespaces[ns] = description
+
+        def insert() -> None:
+            with self._writing():
+                self.conn.execute("INSERT OR IGNORE INTO namespaces VALUES (?, ?)",
+                                  (ns, json.dumps(description, sort_keys=True)))
+
+        self._recovering(insert)
 
     def get_many(self, ns: str, keys: Sequence[bytes]) -> dict[bytes, str]:
+        return self._recovering(lambda: self._get_many(ns, keys))
+
+    def _get_many(self, ns: str, keys: Sequence[bytes]) -> dict[bytes, str]:
         found: dict[bytes, str] = {}
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), 500):
@@ -89,9 +144,12 @@ class ResponseStore:
 
     def put_many(self, ns: str, items: Sequence[tuple[bytes, str]]) -> None:
         """Store one batch of answers in one transaction."""
-        with self._writing():
-            self.conn.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)",
-                                  [(ns, key, value) for key, value in items])
+        def insert() -> None:
+            with self._writing():
+                self.conn.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)",
+                                      [(ns, key, value) for key, value in items])
+
+        self._recovering(insert)
 
     def count(self, ns: str | None = None) -> int:
         if ns is None:
@@ -108,8 +166,16 @@ class ResponseStore:
             with self.conn:
                 yield
         except sqlite3.Error as exc:
+            if isinstance(exc, sqlite3.DatabaseError) and _is_corrupt(exc):
+                raise  # moved aside by `_recovering`
             raise HarnessError(f"cannot write the response cache {self.path}: {exc}; free space, "
                                "choose another --cache-file, or pass --no-cache") from None
+
+
+def _is_corrupt(exc: BaseException) -> bool:
+    """SQLite's own words for a damaged file (not a locked, full or read-only one)."""
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text or "corrupt" in text
 
 
 def namespace_for(lm: LanguageModel, device: str) -> tuple[str, dict] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -88,6 +89,22 @@ def run_command(task, suite, model, backend, device, dtype, batch_size, limit, n
                 data_files, rolling_stride, output_dir, log_samples, max_new_tokens, seed, no_progress,
                 no_cache, cache_file, shard, task_files, include_path, output_format) -> None:
     """Evaluate model(s) on task(s) and write results/<model>/<task>/<time>.json."""
+    # SIGINT/SIGTERM blocked before any import starts a thread (numpy's BLAS, MindSpore): every
+    # thread inherits the mask, and the run's watcher thread takes them (harness.session.StopRequest)
+    deferred = hasattr(signal, "pthread_sigmask")
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM)) if deferred else None
+    try:
+        _run_command(task, suite, model, backend, device, dtype, batch_size, limit, num_fewshot, template,
+                     data_files, rolling_stride, output_dir, log_samples, max_new_tokens, seed, no_progress,
+                     no_cache, cache_file, shard, task_files, include_path, output_format)
+    finally:
+        if deferred:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _run_command(task, suite, model, backend, device, dtype, batch_size, limit, num_fewshot, template,
+                 data_files, rolling_stride, output_dir, log_samples, max_new_tokens, seed, no_progress,
+                 no_cache, cache_file, shard, task_files, include_path, output_format) -> None:
     from harness.pipeline import RunRequest, run
     from harness.runner import RunSettings
 
@@ -273,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901
         if debug:
             traceback.print_exc()
         message = " ".join(str(exc).split("\n"))  # one line, whatever the message holds
-        click.echo(message if exc.exit_code == 130 else f"error: {message}", err=True)
+        click.echo(message if exc.exit_code >= 128 else f"error: {message}", err=True)  # 130/143: stopped
         return exc.exit_code
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)

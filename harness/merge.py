@@ -69,7 +69,7 @@ def check(partials: list[tuple[str, dict[str, Any]]], where: str) -> list[dict[s
     reference = identity(first)
     for name, record in ordered[1:]:
         view = identity(record)
-        for key in sorted(set(reference) | set(view)):
+        for key in sorted(set(reference) | set(view), key=_first_what_users_set):
             if reference.get(key) != view.get(key):
                 raise HarnessError(
                     f"shards of different runs in {where}: {key} is {_show(reference.get(key))} in "
@@ -96,6 +96,14 @@ def check(partials: list[tuple[str, dict[str, Any]]], where: str) -> list[dict[s
         raise HarnessError(f"the shards in {where} do not cover examples 0..{first['shard']['n_total'] - 1} "
                            "exactly once; rerun the shards with one harness version")
     return records
+
+
+# what a user chose differently is named before what follows from it (assignment digests)
+DECISIVE = ("task.name", "model.name", "task.template", "config.limit", "task.num_fewshot", "config.template")
+
+
+def _first_what_users_set(key: str) -> tuple[int, str]:
+    return (DECISIVE.index(key) if key in DECISIVE else len(DECISIVE) + key.startswith("shard."), key)
 
 
 def _show(value: Any) -> str:

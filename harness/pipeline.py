@@ -19,7 +19,7 @@ from harness.compare.sensitivity import sensitivity_table
 from harness.errors import HarnessError
 from harness.progress import duration
 from harness.registry import discover
-from harness.results import SCHEMA_VERSION, package_versions, write_result
+from harness.results import SCHEMA_VERSION, DiskFull, package_versions, write_result
 from harness.runner import RunSettings, TaskRun, evaluate, load_documents, template_names
 from harness.session import Session
 from harness.shard import Shard
@@ -140,9 +140,19 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
         raise HarnessError("--output-format lm-eval does not apply to --shard runs; write the merged result "
                            "with harness merge")
     tasks = session.resolve_tasks(registry, request.tasks)
-    # every (task, template) to run; a bad template fails before any model is loaded
-    plan = [(task, name) for task in tasks for name in template_names(task, request.settings.template)]
-    single = len(plan) * len(request.models) == 1
+    # every (task, template) to run; a bad template fails before any model is loaded (in a
+    # multi-task run, only its task: the others still run, as with bad data)
+    plan, failed = [], 0
+    for task in tasks:
+        try:
+            plan += [(task, name) for name in template_names(task, request.settings.template)]
+        except HarnessError as exc:
+            session.fail(task.name, None, exc, single=len(tasks) == 1)
+            failed += 1
+    if not plan:
+        session.finish()
+    tasks = [task for task in tasks if any(planned is task for planned, _ in plan)]
+    single = len(plan) * len(request.models) == 1 and not failed
     check_data_files(request.settings.data_files, [t.name for t in tasks])
     # models, then data, are checked before any model is loaded (a missing folder, bad data: seconds)
     backends = [models.backend_for(name, request.backend) for name in request.models]
@@ -199,8 +209,11 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
                 finished.append((task_run, record))
                 if request.output_format == "lm-eval":
                     continue
-                path = write_result(request.output_dir, lm.name, task.name, record,
-                                    task_run.samples if request.log_samples else None)
+                try:
+                    path = write_result(request.output_dir, lm.name, task.name, record,
+                                        task_run.samples if request.log_samples else None)
+                except DiskFull as exc:
+                    raise HarnessError(f"{exc}; {session.kept_answers()}") from None
                 written.append(path)
                 echo(f"wrote {path}", err=True)
             if finished and request.output_format != "harness":

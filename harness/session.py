@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +41,9 @@ class TaskFailed(HarnessError):
     exit_code = 1
 
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 class StopRequest:
     """Ctrl-C (SIGINT) and SIGTERM: stop after the batch in flight, once it is stored.
 
@@ -47,13 +52,26 @@ class StopRequest:
     is logged at length. So while a batch computes, the first signal only asks to stop; the
     batch's answers are stored, then `KeyboardInterrupt` is raised from plain Python. A second
     signal, or one outside a computation, stops at once.
+
+    The signals never reach a handler asynchronously: while installed they are blocked in every
+    thread and a watcher thread takes them with `sigtimedwait`, then hands them to the main
+    thread (`_thread.interrupt_main`). MindSpore's graph compiler installs a C++ SIGINT handler
+    of its own that allocates memory; a signal landing while the main thread was inside `malloc`
+    deadlocked the process in that handler forever (seen once in ~25 interrupted test runs).
     """
 
     def __init__(self) -> None:
         self.requested = False
         self.depth = 0
+        self.signum: int | None = None  # the signal that stopped the run
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, as shells and schedulers expect (130 Ctrl-C, 143 SIGTERM)."""
+        return 128 + (self.signum or signal.SIGINT)
 
     def handle(self, signum, frame) -> None:
+        self.signum = self.signum or signum
         if self.requested or self.depth == 0:
             raise KeyboardInterrupt
         self.requested = True
@@ -74,15 +92,33 @@ class StopRequest:
     def installed(self) -> Iterator[None]:
         """Route SIGINT and SIGTERM here for the duration (main thread only)."""
         try:
-            previous = {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+            previous = {sig: signal.signal(sig, self.handle) for sig in SIGNALS}
         except ValueError:  # not the main thread: leave signals alone
             yield
             return
+        done = threading.Event()
+        watcher = None
+        if hasattr(signal, "sigtimedwait"):
+            # threads started from now on (MindSpore's among them) inherit the blocked mask
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+            watcher = threading.Thread(target=self._watch, args=(done,), name="harness-signals", daemon=True)
+            watcher.start()
         try:
             yield
         finally:
+            done.set()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if watcher is not None:
+                watcher.join()
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    def _watch(self, done: threading.Event) -> None:
+        """Take each blocked SIGINT/SIGTERM and raise it in the main thread, in plain Python."""
+        while not done.is_set():
+            info = signal.sigtimedwait(SIGNALS, 0.1)
+            if info is not None:
+                _thread.interrupt_main(info.si_signo)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -131,7 +167,7 @@ class Session:
         if not documents:
             self.finish()
         if self.cache_file is not None:
-            self.store = ResponseStore(self.cache_file)
+            self.store = ResponseStore(self.cache_file, self._warn)
         return documents
 
     def fail(self, label: str, model: str | None, exc: Exception, single: bool) -> None:
@@ -169,7 +205,7 @@ class Session:
             self.echo(f"warning: cannot find the files of model '{lm.name}' to fingerprint them; "
                       "its responses are not cached", err=True)
         if found is not None and self.store is None:
-            self.store = ResponseStore(self.cache_file)  # type: ignore[arg-type]
+            self.store = ResponseStore(self.cache_file, self._warn)  # type: ignore[arg-type]
         if found is not None and self.store is not None:
             self.store.register(*found)  # type: ignore[union-attr]
         layer = CacheLayer(lm, self.store if found else None, found[0] if found else None,
@@ -199,14 +235,27 @@ class Session:
         }
 
     # ------------------------------------------------------------------ end
+    def _warn(self, line: str) -> None:
+        self.echo(line, err=True)
+
+    def kept_answers(self) -> str:
+        """What a rerun will cost, for a run that stopped before writing its result."""
+        if self.store is not None:
+            return (f"the model's answers are kept in {self.cache_file}: free space and rerun the same "
+                    "command (nothing is recomputed)")
+        return "the answers were not kept (--no-cache): free space and rerun to compute them again"
+
     def interrupted(self) -> Interrupted:
         computed = sum(layer.computed for layer in self.layers)
         if self.store is not None:
-            return Interrupted(f"interrupted: {self.written} result file(s) written and {computed} model "
+            stop = Interrupted(f"interrupted: {self.written} result file(s) written and {computed} model "
                                f"response(s) of this run saved in {self.cache_file}; rerun the same "
                                "command to resume")
-        return Interrupted(f"interrupted: {self.written} result file(s) written; rerun the same command "
-                           "to resume (the response cache is off, so unfinished tasks start over)")
+        else:
+            stop = Interrupted(f"interrupted: {self.written} result file(s) written; rerun the same command "
+                               "to resume (the response cache is off, so unfinished tasks start over)")
+        stop.exit_code = self.stop.exit_code
+        return stop
 
     def close(self) -> None:
         for layer in self.layers:

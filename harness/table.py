@@ -94,6 +94,7 @@ def table_for(folder: Path, fmt: str = "markdown") -> str:
         raise HarnessError(f"results folder not found: {folder}")
     results = find_results(Path(folder))
     if not results:
-        raise HarnessError(f"no result files under {folder}; run: harness run --output-dir {folder}")
+        raise HarnessError(f"no readable result files under {folder} (any skipped are named above); "
+                           f"run: harness run --output-dir {folder}")
     header, rows = build_table(results)
     return render(header, rows, fmt)

@@ -8,7 +8,8 @@
   choice: the choices share their context, which the native engine computes once), `kit-greedy` and
   `kit-sample` (generation, greedy and top-k sampling), `kit-rolling` (whole-text log-likelihood);
 * `kitbad`: `kit-bad-requests` (raises while building requests), `kit-bad-scoring` (its scorer
-  raises), `kit-bad-prepare` (raises while preparing rows);
+  raises), `kit-bad-prepare` (raises while preparing rows), `kit-bomb` (a template that renders
+  gigabytes), `kit-endless` (one that loops for ever), `kit-bad-syntax` (one that does not parse);
 * `kitbroken`: a module that fails to import.
 """
 
@@ -74,6 +75,10 @@ def bad_prepare(row):
 
 TASKS = [
     Task("kit-bad-requests", "raises in requests", RaisingAdapter(), (Accuracy,), TEMPLATES, HERE),
+    Task("kit-bomb", "renders gigabytes", Loglikelihood(), (Accuracy,), {"bomb": "bomb.jinja"}, HERE),
+    Task("kit-endless", "renders forever", Loglikelihood(), (Accuracy,), {"endless": "endless.jinja"}, HERE),
+    Task("kit-bad-syntax", "template syntax error", Loglikelihood(), (Accuracy,), {"syntax": "syntax.jinja"},
+         HERE),
     Task("kit-bad-scoring", "raises in scoring", Loglikelihood(), (BrokenScorer,), TEMPLATES, HERE),
     Task("kit-bad-prepare", "raises in prepare", Loglikelihood(), (Accuracy,), TEMPLATES, HERE,
          prepare=bad_prepare),
@@ -101,6 +106,11 @@ def install_kit(root: Path) -> Path:
         "__init__.py": "", "good.py": GOOD, "bad.py": BAD, "broken_import.py": BROKEN,
         "plain.jinja": "{{ context }}", "missing.jinja": "{{ context }} {{ no_such_field }}",
         "text.jinja": "{{ text }}",
+        # 5,000 copies of a 1 MB string: 5 GB if rendered whole
+        "bomb.jinja": '{% set s = "a" * 1000000 %}{% for i in range(5000) %}{{ s }}{% endfor %}{{ context }}',
+        "endless.jinja": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+                         "{{ context }}",
+        "syntax.jinja": "{{ context }} {% for x in %}",
     }
     for name, text in files.items():
         (package / name).write_text(text, encoding="utf-8")

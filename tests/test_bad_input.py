@@ -140,12 +140,24 @@ def test_inputs_longer_than_the_context_are_truncated_counted_and_warned_once(ca
 
 
 def test_unusable_cache_file(capsys, kit, data, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    unusable = tmp_path / "a-file" / "cache.sqlite"  # its folder cannot be created
+    code, _, err = _run(capsys, "run", "--model", "tiny", "--task", "kit-ll", "--data-files", str(data),
+                        "--cache-file", str(unusable), "--output-dir", str(tmp_path / "out"))
+    assert code == 2
+    assert "cannot open the response cache" in _one_error_line(err) and "--no-cache" in err
+
+
+def test_corrupt_cache_file_is_moved_aside_and_the_run_goes_on(capsys, kit, data, tmp_path):
     not_a_db = tmp_path / "cache.sqlite"
     not_a_db.write_bytes(b"this is not a database" * 100)
     code, _, err = _run(capsys, "run", "--model", "tiny", "--task", "kit-ll", "--data-files", str(data),
-                        "--cache-file", str(not_a_db), "--output-dir", str(tmp_path / "out"))
-    assert code == 2
-    assert "cannot open the response cache" in _one_error_line(err) and "--no-cache" in err
+                        "--cache-file", str(not_a_db), "--output-dir", str(tmp_path / "out"), "--no-progress")
+    assert code == 0, err
+    (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith("cache.sqlite.corrupt-")]
+    assert aside.read_bytes().startswith(b"this is not a database")
+    warning = [line for line in err.splitlines() if line.startswith("warning: the response cache")]
+    assert len(warning) == 1 and "is corrupt" in warning[0] and str(aside) in warning[0]
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -162,3 +174,42 @@ def test_installed_command_exits_2_with_one_line_and_no_traceback(kit_root, data
     assert "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+
+
+@pytest.fixture
+def tiny_copy(tmp_path) -> Path:
+    import shutil
+
+    from harness.models.tiny import ensure_tiny_checkpoint
+
+    return Path(shutil.copytree(ensure_tiny_checkpoint(), tmp_path / "tiny-copy"))
+
+
+@pytest.mark.parametrize("backend", ["native", "mindnlp", "torch"])
+def test_truncated_safetensors_is_one_line_naming_the_file(capsys, kit, data, tiny_copy, backend):
+    weights = tiny_copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    code, _, err = _run(capsys, "run", "--model", str(tiny_copy), "--backend", backend, "--task", "kit-ll",
+                        "--data-files", str(data), "--no-progress", "--no-cache")
+    assert code == 2
+    assert str(weights) in _one_error_line(err) and "truncated" in err
+
+
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+def test_config_that_is_not_a_json_object_is_one_line_naming_it(capsys, kit, data, tiny_copy, backend):
+    (tiny_copy / "config.json").write_text("[1, 2, 3]\n")
+    code, _, err = _run(capsys, "run", "--model", str(tiny_copy), "--backend", backend, "--task", "kit-ll",
+                        "--data-files", str(data), "--no-progress", "--no-cache")
+    assert code == 2
+    assert str(tiny_copy / "config.json") in _one_error_line(err) and "not a JSON object" in err
+
+
+def test_a_template_syntax_error_stops_only_its_task(capsys, kit, data, tmp_path):
+    out = tmp_path / "out"
+    code, _, err = _run(capsys, "run", "--model", "tiny", "--task", "kit-bad-syntax,kit-ll", "--data-files",
+                        str(data), "--no-progress", "--no-cache", "--output-dir", str(out))
+    assert code == 2
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert "kit-bad-syntax" in errors[0] and "syntax.jinja" in errors[0] and "line 1" in errors[0]
+    assert "1 task run(s) failed: kit-bad-syntax" in errors[-1]
+    assert len(list((out / "tiny" / "kit-ll").glob("*.json"))) == 1

@@ -224,3 +224,108 @@ def test_out_of_memory_at_batch_size_one_is_one_line(capsys, kit, tmp_path, monk
     assert lines[0] == ("warning: out of memory at batch size 2 (CUDA out of memory. Tried to allocate "
                         "20.00 GiB (GPU 0; 79.11 GiB total)); continued with batch size 1")
     assert len(lines) == 2 and lines[1].startswith("error: out of memory even at batch size 1")
+
+
+class FullDisk:
+    """A folder whose device is full: a 256 KiB tmpfs filled up where this process may mount
+    one (root), else the same folder with `OSError(ENOSPC)` injected at the result write."""
+
+    def __init__(self, root: Path, monkeypatch) -> None:
+        import subprocess
+
+        self.root, self.filler = root, root / "filler"
+        root.mkdir()
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(root)],
+                                 capture_output=True).returncode == 0
+        self.mounted = mounted
+        if mounted:
+            with open(self.filler, "wb", buffering=0) as handle:
+                try:
+                    while True:
+                        handle.write(b"\0" * 4096)
+                except OSError:
+                    pass
+        else:
+            from harness import results
+
+            real = results.os.fsync
+
+            def fsync(fd: int) -> None:
+                if self.filler.exists():
+                    raise OSError(28, "No space left on device")
+                real(fd)
+
+            self.filler.write_text("")
+            monkeypatch.setattr(results.os, "fsync", fsync)
+
+    def free(self) -> None:
+        self.filler.unlink()
+
+    def close(self) -> None:
+        if self.mounted:
+            import subprocess
+
+            subprocess.run(["umount", str(self.root)], check=True)
+
+
+def test_disk_full_at_the_result_write_names_the_file_and_the_rerun_recomputes_nothing(
+        capsys, kit, tmp_path, monkeypatch):
+    data = write_jsonl(tmp_path / "rows.jsonl", kit_rows(4))
+    disk = FullDisk(tmp_path / "disk", monkeypatch)
+    try:
+        out, cache = disk.root / "out", tmp_path / "cache.sqlite"
+        args = ["run", "--model", "tiny", "--task", "kit-ll", "--data-files", str(data), "--no-progress",
+                "--log-samples", "--output-dir", str(out)]
+        code, err = _run(capsys, *args, "--no-cache")
+        assert code == 2 and err.startswith("error: no space left") and err.count("\n") == 1, err
+        assert "not kept (--no-cache)" in err
+
+        code, err = _run(capsys, *args, "--cache-file", str(cache))
+        assert code == 2 and err.count("\n") == 1, err
+        assert str(out / "tiny" / "kit-ll") in err and "needs" in err
+        assert f"kept in {cache}" in err and "nothing is recomputed" in err
+
+        disk.free()
+        assert main([*args, "--cache-file", str(cache)]) == 0
+        result = _result(out)
+        assert (result["cache"]["hits"], result["cache"]["computed"]) == (4, 0)
+        assert not [p for p in (out / "tiny" / "kit-ll").iterdir() if p.name.startswith(".tmp-")]
+    finally:
+        disk.close()
+
+
+def test_a_corrupt_cache_is_moved_aside_and_a_new_one_started(tmp_path):
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"not a database " * 400)
+    warned: list[str] = []
+    store = ResponseStore(garbage, warned.append)
+    store.put_many("ns", [(b"k", "1")])
+    assert store.count() == 1
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("garbage.sqlite.corrupt-")]
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"not a database")
+    assert len(warned) == 1 and "is corrupt" in warned[0] and str(aside[0]) in warned[0]
+
+
+def test_a_cache_damaged_inside_is_moved_aside_when_first_read(tmp_path):
+    import os
+    import sqlite3
+
+    path = tmp_path / "responses.sqlite"
+    store = ResponseStore(path)
+    store.register("ns", {"model": "m"})
+    store.put_many("ns", [(os.urandom(32), "v" * 200) for _ in range(2000)])
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    raw = bytearray(path.read_bytes())
+    for offset in range(3 * 4096, len(raw), 4096):  # scribble over every page but the first ones
+        raw[offset : offset + 100] = b"\xff" * 100
+    path.write_bytes(bytes(raw))
+    warned: list[str] = []
+    store = ResponseStore(path, warned.append)
+    assert store.get_many("ns", [b"x" * 32]) == {}
+    assert len(warned) == 1 and "malformed" in warned[0]
+    store.put_many("ns", [(b"k", "1")])
+    assert store.count() == 1
+    assert [p.name for p in tmp_path.iterdir() if ".corrupt-" in p.name]

@@ -380,3 +380,38 @@ def test_example_browser_shows_every_model_s_examples_and_choices_as_text(tmp_pa
     assert by_index[1]["pred"] == ["[0] wrong", None] and by_index[1]["refs"] == ["[1] right"]
     assert by_index[3]["pred"] == [None, "[0] wrong"] and by_index[3]["ok"] == [None, False]
     assert by_index[2]["pred"] == ["[1] right", "[1] right"] and by_index[2]["ok"] == [True, True]
+
+
+@pytest.fixture
+def mixed_results(tmp_path) -> Path:
+    """One good result (with samples), one corrupt JSON file and one result missing its model."""
+    folder = tmp_path / "mixed"
+    samples = [{"index": i, "prompt": "p", "prediction": "x", "references": ["x"], "scores": {"acc": 1.0}}
+               for i in range(4)]
+    _write_result(folder, "good-model", "kit-ll", 1000, {"acc": {"value": 1.0, "stderr": 0.0}}, samples)
+    (folder / "corrupt.json").write_text('{"schema": "harness.result", "task": {', encoding="utf-8")
+    incomplete = {"schema": "harness.result", "task": {"name": "kit-ll"},
+                  "metrics": {"acc": {"value": "high"}}}
+    (folder / "incomplete.json").write_text(json.dumps(incomplete), encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize("command", ["table", "compare"])
+def test_bad_result_files_are_each_named_and_the_good_ones_tabulated(mixed_results, command, capsys):
+    code = main([command, str(mixed_results)])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    warnings = [line for line in out.err.splitlines() if line.startswith("warning: skipped")]
+    assert len(warnings) == 2
+    assert any(str(mixed_results / "corrupt.json") in w and "not readable JSON" in w for w in warnings)
+    assert any(str(mixed_results / "incomplete.json") in w and "model.name" in w for w in warnings)
+    assert "good-model" in out.out and "1.0000" in out.out
+
+
+@pytest.mark.parametrize("command", ["table", "compare"])
+def test_only_bad_result_files_exit_2_after_naming_them(mixed_results, command, capsys):
+    shutil.rmtree(mixed_results / "good-model")
+    code = main([command, str(mixed_results)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("warning: skipped") == 2 and "error: no readable result files" in err

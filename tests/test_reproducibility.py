@@ -176,3 +176,14 @@ def test_interrupted_then_killed_run_resumes_without_recomputing(uncached, data,
     computed = sum(resumed[task][0]["cache"]["computed"] for task in TASKS)
     assert hits == after_kill  # nothing finished before the kill was computed again
     assert hits + computed == total
+
+
+def test_sigterm_stops_like_ctrl_c_with_exit_code_143(data, tmp_path, kit_root):
+    out = tmp_path / "terminated"
+    db = out / ".cache" / "responses.sqlite"
+    code, err = _start_and_signal(_args(data, out, "--batch-size", "1"), kit_env(kit_root), db, 1,
+                                  signal.SIGTERM)
+    assert code == 143, err
+    assert "Traceback" not in err
+    ours = [line for line in err.splitlines() if not line.startswith("[WARNING]")]
+    assert len(ours) == 1 and ours[0].startswith("interrupted:") and str(db) in ours[0], err

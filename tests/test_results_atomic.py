@@ -50,8 +50,9 @@ def test_a_failed_write_leaves_nothing(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(results.os, "fsync", disk_full)
-    with pytest.raises(OSError):
+    with pytest.raises(results.DiskFull) as caught:
         write_new(tmp_path, "run", ".json", "text")
+    assert str(tmp_path / "run.json") in str(caught.value) and "4 bytes" in str(caught.value)
     assert _visible(tmp_path) == []  # neither a half-written result nor its temporary file
 
 
@@ -69,11 +70,69 @@ def test_result_names_its_samples_log_and_both_are_complete(tmp_path):
     assert len(list((tmp_path / "tiny" / "kit-ll").iterdir())) == 4
 
 
+COMPLETE = {"schema": "harness.result", "created": "x", "model": {"name": "tiny"}, "metrics": {},
+            "task": {"name": "kit-ll", "template": {"name": "plain"}, "num_fewshot": 0}}
+
+
 def test_find_results_skips_temporary_and_foreign_files(tmp_path):
-    write_result(tmp_path, "tiny", "kit-ll", {"schema": "harness.result", "created": "x"})
+    write_result(tmp_path, "tiny", "kit-ll", dict(COMPLETE))
     folder = tmp_path / "tiny" / "kit-ll"
     (folder / ".tmp-abc.json").write_text(json.dumps({"schema": "harness.result"}))
     (folder / "notes.json").write_text("[1, 2]")
     (folder / "broken.json").write_text("{not json")
     assert [Path(r["_path"]).parent for r in find_results(tmp_path)] == [folder]
     assert os.listdir(folder)  # nothing was removed
+
+
+def test_result_files_follow_the_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        path = write_result(tmp_path, "tiny", "kit-ll", dict(COMPLETE), [{"index": 0}])
+    finally:
+        os.umask(previous)
+    log = path.parent / json.loads(path.read_text())["samples_file"]
+    assert oct(path.stat().st_mode & 0o777) == oct(log.stat().st_mode & 0o777) == oct(0o644)
+
+
+KILLER = """
+import os, signal, sys
+from harness import results
+real_link, point = os.link, sys.argv[2]
+def link(src, dst):
+    if point == "before-samples-link" or (point == "after-samples-link" and str(dst).endswith(".json")):
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_link(src, dst)
+    if point == "after-result-link" and str(dst).endswith(".json"):
+        os.kill(os.getpid(), signal.SIGKILL)
+os.link = link
+results.write_result(sys.argv[1], "tiny", "kit-ll", {"metrics": {}}, [{"index": 0}])
+"""
+
+
+@pytest.mark.parametrize("point", ["before-samples-link", "after-samples-link", "after-result-link"])
+def test_kill_9_during_the_write_leaves_nothing_once_the_folder_is_written_again(tmp_path, point):
+    """The writer is SIGKILLed at each step of writing a result and its samples log; the next
+    write in that folder removes the dead writer's litter, and every result has its log."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", KILLER, str(tmp_path), point], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    folder = tmp_path / "tiny" / "kit-ll"
+    assert [n for n in _visible(folder) if n.startswith(".tmp-")]  # the kill left litter
+    write_result(tmp_path, "tiny", "kit-ll", dict(COMPLETE), [{"index": 1}])
+    names = _visible(folder)
+    assert not [n for n in names if n.startswith(".tmp-")], names
+    logs = {n for n in names if n.endswith(results.SAMPLES_SUFFIX)}
+    named = {json.loads((folder / n).read_text())["samples_file"] for n in names if n.endswith(".json")}
+    assert logs == named  # no orphan log, no result without its log
+    assert len(named) == (2 if point == "after-result-link" else 1)
+
+
+def test_a_live_writers_temporary_files_are_left_alone(tmp_path):
+    folder = tmp_path / "tiny" / "kit-ll"
+    folder.mkdir(parents=True)
+    mine = folder / f"{results._temp_prefix()}abc123.json"  # this process: alive
+    mine.write_text("{}")
+    assert results.clean_stale(folder) == [] and mine.exists()

@@ -344,3 +344,16 @@ def test_msrun_two_cpu_workers_write_the_single_process_result(runs, wmt_data, t
     shards = [json.loads(p.read_text())["shard"] for p in parts]
     assert [(s["index"], s["count"], s["device"]) for s in shards] == [(0, 2, "CPU:0"), (1, 2, "CPU:1")]
     assert shards[0]["launch"] == shards[1]["launch"] == parts[0].parent.name
+
+
+def test_merge_of_shards_of_different_tasks_names_the_task(runs, tmp_path, capsys):
+    mixed = tmp_path / "tasks"
+    mixed.mkdir()
+    shutil.copy(runs["parts"][0], mixed)
+    other = json.loads(runs["parts"][1].read_text())
+    other["task"]["name"] = "translation-fr-en"
+    other["shard"]["assignment_sha256"] = "0" * 64  # follows from the task: named after it
+    (mixed / runs["parts"][1].name).write_text(json.dumps(other))
+    code, err = _merge_in_process(mixed, capsys)
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "task.name is \"translation-en-fr\"" in err and "but \"translation-fr-en\"" in err, err

@@ -131,3 +131,71 @@ def test_rolling_windows_predict_every_token_once_within_the_context(n, max_leng
     assert [t for _, targets in windows for t in targets] == tokens
     for context, targets in windows:
         assert context and len(context) + len(targets) - 1 <= max_length
+
+
+def _run_child(args: list[str], env: dict) -> tuple[int, str, float, int]:
+    """Run the installed `harness`; (exit code, stderr, seconds, peak resident bytes of the child)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    exe = Path(sys.executable).with_name("harness")
+    start = time.monotonic()
+    proc = subprocess.Popen([str(exe), *args], cwd=REPO, env={**os.environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, err, time.monotonic() - start, usage.ru_maxrss * 1024
+
+
+def test_a_template_rendering_gigabytes_stops_in_seconds_with_bounded_memory(kit_root, tmp_path):
+    from tests.plugin_kit import kit_env, kit_rows, write_jsonl
+
+    data = write_jsonl(tmp_path / "rows.jsonl", kit_rows(2))
+    args = ["run", "--model", "tiny", "--task", "kit-bomb", "--data-files", str(data), "--no-progress",
+            "--no-cache", "--output-dir", str(tmp_path / "out")]
+    code, err, seconds, peak = _run_child(args, kit_env(kit_root))
+    assert code == 2, err
+    line = err.strip().splitlines()[-1]
+    assert "Traceback" not in err and line.startswith("error: ")
+    assert "template 'bomb'" in line and "300000 characters" in line and "HARNESS_MAX_PROMPT_CHARS" in line
+    assert seconds < 120  # loading the tiny model on a loaded machine; rendering whole takes minutes
+    assert peak < 2 << 30, f"peak memory {peak >> 20} MiB"  # rendered whole: more than 5 GiB
+
+
+def test_an_endless_template_stops_at_the_time_limit(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setenv("HARNESS_TEMPLATE_SECONDS", "1.5")
+    template = _template(tmp_path, "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}"
+                                   "{% endfor %}{{ x }}", name="endless")
+    start = time.monotonic()
+    with pytest.raises(HarnessError) as caught:
+        template.render({"x": "y"})
+    assert time.monotonic() - start < 10
+    assert "template 'endless'" in str(caught.value) and "1.5 s" in str(caught.value)
+
+
+@pytest.mark.parametrize("source", [
+    '{% set s = "a" * 1000000 %}{{ s | replace("a", "b" * 100000) }}',   # 100 GB in one call
+    '{{ "a" | center(3000000000) }}',                                    # folded when compiled
+    '{% set s = "a" * 1000000 %}{{ (range(1000) | list) | join(s) }}',  # 1 GB in one call
+])
+def test_one_huge_string_operation_fails_with_memory_to_spare(tmp_path, source):
+    import resource
+
+    template = _template(tmp_path, source, name="huge")
+    with pytest.raises(HarnessError) as caught:
+        template.render({})
+    assert "template 'huge'" in str(caught.value) and "MiB of memory" in str(caught.value)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 4 << 20  # KiB: under 4 GiB at any time
+
+
+def test_the_prompt_size_limit_can_be_raised(tmp_path, monkeypatch):
+    template = _template(tmp_path, '{{ "a" * 400000 }}')
+    with pytest.raises(HarnessError, match="300000 characters"):
+        template.render({})
+    monkeypatch.setenv("HARNESS_MAX_PROMPT_CHARS", "500000")
+    assert len(template.render({})) == 400000

@@ -103,7 +103,8 @@ def load_runs(folder: Path, metrics: list[str] | None = None) -> Runs:
         raise HarnessError(f"results folder not found: {folder}; pass the --output-dir of harness run")
     results = find_results(folder)
     if not results:
-        raise HarnessError(f"no result files under {folder}; run: harness run --output-dir {folder}")
+        raise HarnessError(f"no readable result files under {folder} (any skipped are named above); "
+                           f"run: harness run --output-dir {folder}")
     header, _ = build_table(results)
     runs = Runs(folder, results, latest_by_key(results), header[4:])
     if metrics:

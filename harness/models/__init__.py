@@ -52,11 +52,14 @@ def resolve(model: str) -> ModelSpec:
 
 def backend_for(model: str, backend: str = "auto") -> str:
     """The backend that will run `model`: `auto` is native for GPT-2 checkpoints, else mindnlp."""
+    from harness.models.checkpoint import check_checkpoint, read_config
+
+    spec = resolve(model)
+    if spec.is_local:  # every backend: a damaged checkpoint is one line naming the file
+        check_checkpoint(Path(spec.source))
     if backend != "auto":
         return backend
-    from harness.models.checkpoint import read_config
-
-    return "native" if read_config(resolve(model)).get("model_type") == "gpt2" else "mindnlp"
+    return "native" if read_config(spec).get("model_type") == "gpt2" else "mindnlp"
 
 
 def load(model: str, backend: str = "auto", device: str = "cpu", dtype: str = "float32",
@@ -66,9 +69,9 @@ def load(model: str, backend: str = "auto", device: str = "cpu", dtype: str = "f
 
     if dtype not in DTYPES:
         raise HarnessError(f"unknown dtype '{dtype}'; choose one of: {', '.join(DTYPES)}")
-    backend = backend_for(model, backend)
-    engines.activate(backend, device)
+    backend = backend_for(model, backend)  # checks the checkpoint's files first
     spec = resolve(model)
+    engines.activate(backend, device)
     if backend == "native":
         from harness.models.native_backend import load_native
 
@@ -90,6 +93,7 @@ def load(model: str, backend: str = "auto", device: str = "cpu", dtype: str = "f
 def _load_transformers(spec: ModelSpec, dtype: str):
     import torch
     import transformers
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     transformers.logging.set_verbosity_error()
@@ -102,7 +106,7 @@ def _load_transformers(spec: ModelSpec, dtype: str):
         model = AutoModelForCausalLM.from_pretrained(
             spec.source, dtype=getattr(torch, dtype), **kwargs
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:
         raise HarnessError(_load_error(spec, exc)) from exc
     tokenizer.model_max_length = 10**9  # truncation is ours (and counted), not the tokenizer's
     if tokenizer.pad_token_id is None:

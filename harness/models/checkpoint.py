@@ -25,10 +25,71 @@ def read_config(spec: Any) -> dict:
         from huggingface_hub import hf_hub_download
 
         path = Path(_hub(spec, lambda: hf_hub_download(spec.source, "config.json")))
+    return _json_object(path)
+
+
+def _json_object(path: Path) -> dict:
+    """A JSON file that must hold an object; anything else is one line naming the file."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise HarnessError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise HarnessError(f"{path} is not a JSON object (it holds a {type(data).__name__}); "
+                           "the checkpoint is damaged: copy or download it again")
+    return data
+
+
+def check_checkpoint(folder: Path) -> None:
+    """Refuse a damaged checkpoint folder before any backend reads it: config.json (and a
+    sharded index) must be JSON objects, and every safetensors file must hold a readable header
+    and all the bytes it declares (a truncated copy fails here, naming the file)."""
+    folder = Path(folder)
+    _json_object(folder / "config.json")
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        weight_map = _json_object(index).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise HarnessError(f"{index} has no weight_map object; the checkpoint is damaged")
+        for name in sorted(set(weight_map.values())):
+            if not (folder / str(name)).is_file():
+                raise HarnessError(f"{index} names {name}, which is missing from {folder}")
+    for path in sorted(folder.glob("*.safetensors")):
+        fault = safetensors_fault(path)
+        if fault:
+            raise HarnessError(f"damaged weights file {path}: {fault}; copy or download the "
+                               "checkpoint again")
+
+
+def safetensors_fault(path: Path) -> str | None:
+    """What is wrong with a safetensors file's framing (header and sizes), or None."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            if len(head) < 8:
+                return f"{size} bytes, too short for a header"
+            length = int.from_bytes(head, "little")
+            if length > size - 8 or length > 100 << 20:
+                return f"its header claims {length} bytes but the file has {size}: truncated"
+            header = json.loads(handle.read(length).decode("utf-8"))
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror})"
+    except (UnicodeDecodeError, ValueError):
+        return "its header is not valid JSON"
+    if not isinstance(header, dict):
+        return "its header is not a JSON object"
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+            return f"tensor {name} has no valid data_offsets"
+        end = max(end, offsets[1])
+    if 8 + length + end > size:
+        return f"{size} bytes, but its tensors need {8 + length + end}: truncated"
+    return None
 
 
 def local_folder(spec: Any) -> Path:

@@ -240,22 +240,24 @@ class NativeGPT2Backend(Backend):
 def load_native(spec, dtype: str = "float32"):
     """Tokenizer and backend for a GPT-2 checkpoint (a `ModelSpec`: local folder or hub id)."""
     from harness.errors import HarnessError
-    from harness.models.checkpoint import load_tokenizer, local_folder, read_config
+    from harness.models.checkpoint import check_checkpoint, load_tokenizer, local_folder, read_config
 
     model_type = read_config(spec).get("model_type")
     if model_type != "gpt2":
         raise HarnessError(f"--backend native runs GPT-2 checkpoints only; '{spec.requested}' is "
                            f"'{model_type}': use --backend auto or mindnlp")
     import mindspore as ms
+    from safetensors import SafetensorError
 
     if dtype == "bfloat16" and ms.get_context("device_target") == "CPU":
         raise HarnessError("--dtype bfloat16 has no MindSpore CPU kernels (Gather, MatMul); use float32 "
                            "or float16 on --device cpu, bfloat16 on gpu or ascend")
     folder = local_folder(spec)
+    check_checkpoint(folder)
     tokenizer = load_tokenizer(folder)
     try:
         backend = NativeGPT2Backend.from_folder(folder, tokenizer.pad_token_id, dtype)
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, SafetensorError) as exc:
         raise HarnessError(f"cannot load '{folder}' on the native engine: {exc} (--backend mindnlp "
                            "runs any transformers checkpoint)") from None
     return tokenizer, backend
