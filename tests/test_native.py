@@ -169,16 +169,16 @@ def test_batch_size_auto_backs_off_on_out_of_memory(native_lm, monkeypatch):
         fixed.loglikelihood(requests)
 
 
-def test_auto_backend_is_native_for_gpt2_only(native_lm, tiny_lm, tmp_path):
+def test_auto_backend_is_native_for_the_types_it_implements_only(native_lm, tiny_lm, tmp_path):
     assert models.backend_for("tiny") == "native"
     assert native_lm.backend.name == "native"
     assert native_lm.backend.num_parameters() == tiny_lm.backend.num_parameters() == 149312
-    other = tmp_path / "llama"
+    other = tmp_path / "neox"
     other.mkdir()
-    (other / "config.json").write_text(json.dumps({"model_type": "llama"}), encoding="utf-8")
+    (other / "config.json").write_text(json.dumps({"model_type": "gpt_neox"}), encoding="utf-8")
     assert models.backend_for(str(other)) == "mindnlp"
     assert models.backend_for(str(other), "torch") == "torch"
-    with pytest.raises(HarnessError, match="GPT-2 checkpoints only"):
+    with pytest.raises(HarnessError, match="gpt2, llama, qwen2, mistral checkpoints only"):
         models.load(str(other), backend="native")
 
 

@@ -11,6 +11,9 @@ from harness.models.lm import LanguageModel
 
 HUB_GPT2 = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "distilgpt2")
 DTYPES = ("float32", "float16", "bfloat16")
+# model_type -> the module that builds its network on the native engine (`load(folder, dtype)`)
+NATIVE_FAMILIES = {"gpt2": "native_gpt2", "llama": "native_llama", "qwen2": "native_llama",
+                   "mistral": "native_llama"}
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,8 @@ def resolve(model: str) -> ModelSpec:
 
 
 def backend_for(model: str, backend: str = "auto") -> str:
-    """The backend that will run `model`: `auto` is native for GPT-2 checkpoints, else mindnlp."""
+    """The backend that will run `model`: `auto` is native for the model types it implements
+    (GPT-2, Llama, Qwen2, Mistral), else mindnlp."""
     from harness.models.checkpoint import check_checkpoint, read_config
 
     spec = resolve(model)
@@ -59,7 +63,7 @@ def backend_for(model: str, backend: str = "auto") -> str:
         check_checkpoint(Path(spec.source))
     if backend != "auto":
         return backend
-    return "native" if read_config(spec).get("model_type") == "gpt2" else "mindnlp"
+    return "native" if read_config(spec).get("model_type") in NATIVE_FAMILIES else "mindnlp"
 
 
 def load(model: str, backend: str = "auto", device: str = "cpu", dtype: str = "float32",

@@ -1,4 +1,5 @@
-"""`--backend native`: the hand-written MindSpore GPT-2 (`native_gpt2`) behind the Backend contract.
+"""`--backend native`: the hand-written MindSpore networks (`native_gpt2`, `native_llama`) behind the
+Backend contract.
 
 Shapes are bucketed so that few graphs are compiled: sequence widths come bucketed from
 `LanguageModel`; batch sizes, numbers of scored positions and decode lengths are rounded up
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.models import NATIVE_FAMILIES as FAMILIES
 from harness.models.backend import Backend
-from harness.models.native_gpt2 import FRESH, GPT2, PLACE, GPT2Config, load_state
+from harness.models.native_engine import FRESH, PLACE, Network
 
 HEAD_CHUNK = 512  # rows per output-layer call: bounds the [rows, vocab] logits in memory
 SHARED_CHUNK = 16  # multi-token continuations per call of `score_shared`: bounds KV-cache copies
@@ -35,27 +37,42 @@ def bucket(n: int) -> int:
     return -(-n // step) * step
 
 
-class NativeGPT2Backend(Backend):
-    """GPT-2 checkpoints on the native MindSpore engine."""
+class NativeBackend(Backend):
+    """GPT-2, Llama, Qwen2 and Mistral checkpoints on the native MindSpore engine."""
 
     name = "native"
     shares_prefixes = True  # LanguageModel may call `score_shared`
 
-    def __init__(self, model: GPT2, pad_id: int, dtype: str = "float32", reduced_head: bool = True) -> None:
+    def __init__(self, model: Network, pad_id: int, dtype: str = "float32",
+                 reduced_head: bool = True) -> None:
         self.model = model
         self.config = model.config
-        self.max_length = model.config.n_positions
+        self.max_length = model.config.max_length
         self.vocab_size = model.config.vocab_size
+        self.window = getattr(model.config, "sliding_window", None)  # longest row it attends over exactly
         self.pad_id = int(pad_id)
         self.dtype = dtype
         self.reduced_head = reduced_head
 
     @classmethod
-    def from_folder(cls, folder: str | Path, pad_id: int, dtype: str = "float32") -> NativeGPT2Backend:
-        config = GPT2Config.from_folder(Path(folder))
-        return cls(GPT2(config, load_state(Path(folder)), dtype), pad_id, dtype)
+    def from_folder(cls, folder: str | Path, pad_id: int, dtype: str = "float32") -> NativeBackend:
+        from importlib import import_module
+
+        from harness.models.native_engine import read_config
+
+        family = import_module(f"harness.models.{FAMILIES[read_config(Path(folder))['model_type']]}")
+        return cls(family.load(Path(folder), dtype), pad_id, dtype)
 
     # ---------------------------------------------------------------- helpers
+    def _check_window(self, length: int) -> None:
+        """Refuse rows longer than a sliding attention window (this engine attends to all tokens)."""
+        if self.window is not None and length > self.window:
+            from harness.errors import HarnessError
+
+            raise HarnessError(f"a request of {length} tokens exceeds the model's sliding attention window "
+                               f"({self.window}), which --backend native does not implement; use "
+                               "--backend mindnlp or torch, or shorter prompts")
+
     def _causal(self, batch: int, width: int) -> np.ndarray:
         return np.broadcast_to(np.tril(np.ones((width, width), dtype=bool)), (batch, width, width))
 
@@ -93,6 +110,7 @@ class NativeGPT2Backend(Backend):
 
     # ---------------------------------------------------------------- scoring
     def score(self, rows: Sequence[Sequence[int]], n_targets: Sequence[int], width: int):
+        self._check_window(max(len(row) - 1 for row in rows))
         batch = bucket(len(rows))
         ids = np.full((batch, width), self.pad_id, dtype=np.int64)
         for i, row in enumerate(rows):
@@ -123,6 +141,7 @@ class NativeGPT2Backend(Backend):
         own positions in a cache of the same width, so every attention sum has the same terms in
         the same order as in `score` and the numbers are bit-identical.
         """
+        self._check_window(max(len(row) - 1 for row in rows))
         contexts: dict[tuple[int, ...], int] = {}
         owner, starts = [], []
         for row, n in zip(rows, n_targets, strict=True):
@@ -160,40 +179,43 @@ class NativeGPT2Backend(Backend):
         n_rows, steps = SHARED_CHUNK, power_of_two(max(counts), 4)
         ids = np.full((n_rows, steps), self.pad_id, dtype=np.int64)
         pos = np.zeros((n_rows, steps), dtype=np.int64)
-        place = np.zeros((n_rows, steps, width), dtype=np.float32)
+        slot_of_token = np.zeros((n_rows, steps, width), dtype=np.float32)  # one-hot: token t -> slot s
         allowed = np.zeros((n_rows, steps, width), dtype=bool)
-        who = np.zeros(n_rows, dtype=np.int32)
+        context_row = np.zeros(n_rows, dtype=np.int32)  # the context cache row each row continues
         flat, targets = [], []
         for r, (row, n, start) in enumerate(zip(rows, counts, starts, strict=True)):
             ids[r, :n] = row[start : start + n]
             at = np.minimum(start + np.arange(steps), width - 1)
             pos[r] = at
-            place[r, np.arange(n), at[:n]] = 1.0
+            slot_of_token[r, np.arange(n), at[:n]] = 1.0
             allowed[r] = np.arange(width)[None, :] <= at[:, None]
-            who[r] = owner[r]
+            context_row[r] = owner[r]
             flat += range(r * steps, r * steps + n)
             targets += row[start + 1 : start + 1 + n]
-        hidden, _ = self.model.forward(ids, pos, allowed, PLACE, cache, place, who)
+        hidden, _ = self.model.forward(ids, pos, allowed, PLACE, cache, slot_of_token, context_row)
         lp, gr = self._scored(hidden, np.asarray(flat), np.asarray(targets))
         return self._split(lp, gr, counts)
 
     # ---------------------------------------------------------------- generation
     def prefill(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, width: int):
-        batch, free = bucket(len(prompts)), bucket(max(1, max_new_tokens))
+        self._check_window(max(len(p) for p in prompts) + max_new_tokens)
+        batch, decode_slots = bucket(len(prompts)), bucket(max(1, max_new_tokens))
         ids = np.full((batch, width), self.pad_id, dtype=np.int64)
-        valid = np.zeros((batch, width + free), dtype=bool)  # prompt slots, then generated-token slots
+        # prompt slots, then generated-token slots
+        valid = np.zeros((batch, width + decode_slots), dtype=bool)
         for i, p in enumerate(prompts):  # left padding: every row's next token is at the end
             ids[i, width - len(p) :] = p
             valid[i, width - len(p) : width] = True
         pos = np.clip(np.cumsum(valid[:, :width], axis=1) - 1, 0, None)
         allowed = np.tril(np.ones((width, width), dtype=bool))[None] & valid[:, None, :width]
         hidden, cache = self.model.forward(ids, pos, allowed, FRESH)
-        state = {"cache": cache, "new": self.model.empty_cache(batch, free), "valid": valid,
-                 "next_pos": valid.sum(axis=1), "free": free, "width": width, "n": len(prompts)}
+        state = {"cache": cache, "new": self.model.empty_cache(batch, decode_slots), "valid": valid,
+                 "next_pos": valid.sum(axis=1), "decode_slots_left": decode_slots, "width": width,
+                 "n": len(prompts)}
         return state, self.model.logits(hidden, np.arange(batch) * width + width - 1)[: len(prompts)]
 
     def decode(self, state: dict, tokens: np.ndarray) -> np.ndarray:
-        if state["free"] == 0:
+        if state["decode_slots_left"] == 0:
             raise RuntimeError("decode called more often than prefill's max_new_tokens")
         batch, width = state["valid"].shape[0], state["width"]
         ids = np.full((batch, 1), self.pad_id, dtype=np.int64)
@@ -202,7 +224,8 @@ class NativeGPT2Backend(Backend):
         valid = np.concatenate([old[:, :width], old[:, width + 1 :], np.ones((batch, 1), dtype=bool)], axis=1)
         pos = np.minimum(state["next_pos"], self.max_length - 1)[:, None]
         logits, state["new"] = self.model.decode(ids, pos, valid[:, None, :], state["cache"], state["new"])
-        state.update(valid=valid, next_pos=state["next_pos"] + 1, free=state["free"] - 1)
+        state.update(valid=valid, next_pos=state["next_pos"] + 1,
+                     decode_slots_left=state["decode_slots_left"] - 1)
         return logits[: state["n"]]
 
     # ---------------------------------------------------------------- the rest
@@ -212,17 +235,18 @@ class NativeGPT2Backend(Backend):
 
         if ms.get_context("device_target") != "CPU":
             return None
-        c = self.config
+        m = self.model
         size = 2 if self.dtype != "float32" else 4
-        attention = 4 * c.n_head * width * width * 4  # scores, mask, softmax (float32)
-        activations = 16 * width * c.n_embd * size
-        cache = 2 * c.n_layer * width * c.n_embd * size
+        attention = 4 * m.n_head * width * width * 4  # scores, mask, softmax (float32)
+        activations = 16 * width * m.d_model * size
+        cache = 2 * m.n_layer * width * m.n_kv_head * m.head_dim * size
         return attention + activations + cache
 
     def logits(self, tokens: Sequence[int]) -> np.ndarray:
         """Full next-token logits [T, V] for one unpadded sequence (for parity checks)."""
         from harness.models.lm import bucket_width
 
+        self._check_window(len(tokens))
         width = bucket_width(len(tokens), self.max_length)
         ids = np.full((2, width), self.pad_id, dtype=np.int64)
         ids[0, : len(tokens)] = tokens
@@ -238,14 +262,14 @@ class NativeGPT2Backend(Backend):
 
 
 def load_native(spec, dtype: str = "float32"):
-    """Tokenizer and backend for a GPT-2 checkpoint (a `ModelSpec`: local folder or hub id)."""
+    """Tokenizer and backend for a checkpoint of a type in FAMILIES (a `ModelSpec`: folder or hub id)."""
     from harness.errors import HarnessError
     from harness.models.checkpoint import check_checkpoint, load_tokenizer, local_folder, read_config
 
     model_type = read_config(spec).get("model_type")
-    if model_type != "gpt2":
-        raise HarnessError(f"--backend native runs GPT-2 checkpoints only; '{spec.requested}' is "
-                           f"'{model_type}': use --backend auto or mindnlp")
+    if model_type not in FAMILIES:
+        raise HarnessError(f"--backend native runs {', '.join(FAMILIES)} checkpoints only; "
+                           f"'{spec.requested}' is '{model_type}': use --backend auto or mindnlp")
     import mindspore as ms
     from safetensors import SafetensorError
 
@@ -256,7 +280,7 @@ def load_native(spec, dtype: str = "float32"):
     check_checkpoint(folder)
     tokenizer = load_tokenizer(folder)
     try:
-        backend = NativeGPT2Backend.from_folder(folder, tokenizer.pad_token_id, dtype)
+        backend = NativeBackend.from_folder(folder, tokenizer.pad_token_id, dtype)
     except (OSError, KeyError, ValueError, SafetensorError) as exc:
         raise HarnessError(f"cannot load '{folder}' on the native engine: {exc} (--backend mindnlp "
                            "runs any transformers checkpoint)") from None

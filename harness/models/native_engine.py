@@ -1,0 +1,331 @@
+"""What every native MindSpore network shares: attention modes, KV caches, graph policy, output layer.
+
+A model file (`native_gpt2`, `native_llama`) writes one transformer block and the final norm as
+plain functions of named per-block weight records; `Graphs` compiles them (`mindspore.jit`) into
+the per-layer, whole-network, decoding and output-layer graphs, and `Network` runs those graphs.
+
+Numerics are chosen so that a row's numbers never depend on its neighbours: only 2-D `MatMul`
+with at least two rows and non-transposed `BatchMatMul` are used (on CPU both give every output
+row bit-identical values whatever the other rows are), so padding the batch, scoring from a
+shared KV cache or applying the output layer to fewer rows changes nothing. Keys are kept
+transposed, [B, kv_heads, head_dim, S], for the same reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import mindspore as ms
+import numpy as np
+from mindspore import Tensor, mint, mutable, ops
+
+# How a block obtains the keys/values it attends to (a compile-time constant).
+FRESH, DECODE, PLACE = 0, 1, 2
+# When an input shape gets a whole-network graph: once the time it would already have saved on the
+# calls so far (per call ~30 ms of graph-call overhead plus ~0.3 ms per token row, measured on
+# GPT-2-small, CPU; both and the compile time grow with the depth) exceeds what compiling it costs
+# (~1.5 s). Rent-or-buy: never more than twice the better choice in hindsight.
+WHOLE_GRAPH_COMPILE_S, SAVED_PER_CALL_S, SAVED_PER_TOKEN_S = 1.5, 0.03, 3e-4
+MS_DTYPES = {"float32": ms.float32, "float16": ms.float16, "bfloat16": ms.bfloat16}
+LOW = float(np.finfo(np.float32).min)  # masked scores: finite, so no NaN rows, and exact zeros
+matmul = ops.MatMul()
+_bmm = ops.BatchMatMul()
+_argmax = ops.Argmax(axis=-1, output_type=ms.int32)
+
+
+def as_tensor(array: np.ndarray, dtype: str) -> Tensor:
+    """A contiguous MindSpore tensor of `dtype` ('float32', 'float16', 'bfloat16')."""
+    return Tensor(np.ascontiguousarray(array, dtype=np.float32), dtype=MS_DTYPES[dtype])
+
+
+def linear(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    """x [M, in] @ w [in, out] + b."""
+    return ops.bias_add(matmul(x, w), b)
+
+
+def merge_heads(att: Tensor) -> Tensor:
+    """[B, H, T, hd] -> [B*T, H*hd]."""
+    B, H, T, hd = att.shape
+    return att.transpose(0, 2, 1, 3).reshape(B * T, H * hd)
+
+
+# ------------------------------------------------------------------------------------ attention
+# q [B,H,T,hd] (pre-scaled by 1/sqrt(hd)); k [B,K,hd,T] (transposed) and v [B,K,T,hd], K key/value
+# heads (H a multiple of K: query head h reads key/value head h // (H/K), as transformers' repeat_kv).
+# `ctx` = (allowed [B,1,T,S], slot_of_token [B,1,T,S] one-hot or None, context_row [B] or None);
+# `kv` = one layer's (cache_k, cache_v, new_k, new_v), entries None where the mode has none.
+def attend(q, k, v, mode: int, ctx, kv):
+    """Attention output [B,H,T,hd] and the keys/values a later call may continue from."""
+    allowed, slot_of_token, context_row = ctx
+    cache_k, cache_v, new_k, new_v = kv
+    if mode == DECODE:
+        return _attend_decode(q, k, v, allowed, cache_k, cache_v, new_k, new_v)
+    if mode == PLACE:
+        keys, values = _placed(k, v, cache_k, cache_v, slot_of_token, context_row)
+    else:  # FRESH: keys are this call's own tokens
+        keys, values = k, v
+    return _softmax_attention(q, keys, values, allowed), keys, values
+
+
+def _softmax_attention(q, keys, values, allowed):
+    B, H, T, hd = q.shape
+    groups = H // keys.shape[1]
+    probs = _probs(_bmm(_grouped(q, groups), keys), allowed, groups, q.dtype)
+    return _ungrouped(_bmm(probs, values), groups, T)
+
+
+def _placed(k, v, cache_k, cache_v, slot_of_token, context_row):
+    """Row b continues cache row context_row[b]; token t goes to slot s where slot_of_token[b,0,t,s] == 1
+    (exact: x*1 + 0s). Returns the full keys/values the row attends to."""
+    B, K, _, T = k.shape
+    cache_k, cache_v = ops.gather(cache_k, context_row, 0), ops.gather(cache_v, context_row, 0)
+    written = slot_of_token.sum(2) > 0.5  # [B,1,S]
+    keys = mint.where(written[:, :, None, :], _bmm(k, slot_of_token.broadcast_to((B, K, T, -1))), cache_k)
+    values = mint.where(written[:, :, :, None],
+                        _bmm(slot_of_token.swapaxes(2, 3).broadcast_to((B, K, -1, T)), v), cache_v)
+    return keys, values
+
+
+def _attend_decode(q, k, v, allowed, cache_k, cache_v, new_k, new_v):
+    """cache: the prompt's keys, never copied; new_k/new_v: the generated tokens, one new token
+    entering on the right and the oldest (empty) slot leaving at each step."""
+    T = q.shape[2]
+    groups = q.shape[1] // k.shape[1]
+    new_k = mint.cat((new_k[:, :, :, 1:], k), dim=3)
+    new_v = mint.cat((new_v[:, :, 1:], v), dim=2)
+    q = _grouped(q, groups)
+    probs = _probs(mint.cat((_bmm(q, cache_k), _bmm(q, new_k)), dim=3), allowed, groups, q.dtype)
+    width = cache_k.shape[3]
+    att = _bmm(probs[:, :, :, :width], cache_v) + _bmm(probs[:, :, :, width:], new_v)
+    return _ungrouped(att, groups, T), new_k, new_v
+
+
+def _grouped(q, groups: int):
+    """[B,H,T,hd] -> [B,K,G*T,hd]: the G query heads that share a key/value head, stacked."""
+    if groups == 1:
+        return q
+    B, H, T, hd = q.shape
+    return q.reshape(B, H // groups, groups * T, hd)
+
+
+def _ungrouped(att, groups: int, T: int):
+    if groups == 1:
+        return att
+    B, K, _, hd = att.shape
+    return att.reshape(B, K * groups, T, hd)
+
+
+def _probs(scores, allowed, groups: int, dtype):
+    """Softmax (float32) of scores [B,K,G*T,S] where `allowed` [B,1,T,S]; masked terms exact zeros."""
+    scores = scores.astype(ms.float32)
+    if groups == 1:
+        return ops.softmax(mint.where(allowed, scores, LOW), -1).astype(dtype)
+    B, K, GT, S = scores.shape
+    scores = scores.reshape(B, K, groups, GT // groups, S)
+    probs = ops.softmax(mint.where(allowed[:, :, None], scores, LOW), -1).astype(dtype)
+    return probs.reshape(B, K, GT, S)
+
+
+# ------------------------------------------------------------------------------------ graphs
+class Graphs:
+    """The compiled graphs of one model family, built from its block and final norm.
+
+    `block(x, positions, ctx, kv, mode, arch, weights) -> (x, keys, values)` is one transformer
+    block; `final_norm(rows, weights, arch)` the norm before the output layer. `arch` is a tuple of
+    Python numbers (graph constants); `positions` whatever the family's embedding adds per token
+    (None for learned position embeddings, cos/sin tables for rotary ones)."""
+
+    def __init__(self, block: Callable, final_norm: Callable) -> None:
+        def layers(x, positions, ctx, cache, new, blocks, mode, arch):
+            out = ()
+            for i in range(len(blocks)):
+                kv = (None if cache is None else cache[2 * i], None if cache is None else cache[2 * i + 1],
+                      None if new is None else new[2 * i], None if new is None else new[2 * i + 1])
+                x, keys, values = block(x, positions, ctx, kv, mode, arch, blocks[i])
+                out = out + (keys, values)
+            return x, out
+
+        def head(rows, norm, w_out, arch):
+            return matmul(final_norm(rows, norm, arch), w_out).astype(ms.float32)
+
+        # Two ways to run the blocks, with bit-identical numbers: one compiled graph per layer call (a
+        # new input shape compiles one small graph), or the whole network as one graph (one call per
+        # forward pass, ~30 % faster, as each graph call costs milliseconds, but slower to compile).
+        # (Tensors inside a plain tuple argument would be graph constants: `ctx` is built inside.)
+        @ms.jit
+        def block_graph(x, positions, allowed, slot_of_token, context_row, cache_k, cache_v, mode, arch,
+                        weights):
+            ctx = (allowed, slot_of_token, context_row)
+            return block(x, positions, ctx, (cache_k, cache_v, None, None), mode, arch, weights)
+
+        @ms.jit
+        def network_graph(x, positions, allowed, slot_of_token, context_row, cache, blocks, mode, arch):
+            ctx = (allowed, slot_of_token, context_row)
+            return layers(x, positions, ctx, cache, None, blocks, mode, arch)
+
+        @ms.jit
+        def decode_graph(x, positions, allowed, cache, new, blocks, norm, w_out, arch):
+            """One decoding step for one token per row: next-token logits [B, V] and the new keys/values."""
+            x, out = layers(x, positions, (allowed, None, None), cache, new, blocks, DECODE, arch)
+            return head(x.reshape(-1, x.shape[-1]), norm, w_out, arch), out
+
+        @ms.jit
+        def logits_graph(rows, norm, w_out, arch):
+            return head(rows, norm, w_out, arch)
+
+        @ms.jit
+        def score_graph(rows, norm, w_out, targets, arch):
+            """log P(target) and whether target is the argmax, for hidden rows [M, D]."""
+            logits = head(rows, norm, w_out, arch)
+            picked = ops.gather_elements(ops.log_softmax(logits, -1), 1, targets[:, None])[:, 0]
+            return picked, _argmax(logits) == targets
+
+        self.block, self.network, self.decode = block_graph, network_graph, decode_graph
+        self.logits, self.score = logits_graph, score_graph
+
+
+class Network:
+    """A decoder-only transformer: weights as MindSpore tensors, forward passes as compiled graphs.
+
+    A model file subclasses it with its `graphs`, `arch` constants and `embed`; everything else (the
+    KV cache, the whole-network-graph policy, the output layer at chosen rows) lives here."""
+
+    graphs: Graphs
+
+    def __init__(self, blocks: list, final_norm: tuple, w_out: np.ndarray, arch: tuple, *, n_head: int,
+                 n_kv_head: int, head_dim: int, d_model: int, n_parameters: int,
+                 dtype: str = "float32") -> None:
+        self.dtype, self.dtype_name = MS_DTYPES[dtype], dtype
+        self.blocks = blocks  # one named record of tensors per layer
+        self.n_layer, self.n_head, self.n_kv_head = len(blocks), n_head, n_kv_head
+        self.head_dim, self.d_model = head_dim, d_model
+        self.arch = arch
+        self.n_parameters = n_parameters
+        # `mutable`, so that the graphs take the weights as inputs (not constants)
+        self._blocks = mutable(tuple(blocks))
+        self._layer_weights = [mutable(tuple(b)) for b in blocks]
+        self.final_norm = mutable(tuple(final_norm))
+        # A ready-transposed output layer [D, V]: matmul(x, W.T) would copy W on every call.
+        self.w_out = as_tensor(w_out, dtype)
+        self._saved: dict[tuple, float] = {}  # per input shape: time a whole-network graph would have saved
+        self._scale = (d_model / 768) ** 2  # work per token and layer relative to GPT-2-small
+
+    def embed(self, ids: np.ndarray, pos: np.ndarray) -> tuple[Tensor, object]:
+        """Token embeddings [B,T,D] and the per-token position input of the blocks (one Tensor or None)."""
+        raise NotImplementedError
+
+    def num_parameters(self) -> int:
+        return self.n_parameters
+
+    def forward(self, ids: np.ndarray, pos: np.ndarray, allowed: np.ndarray, mode: int = FRESH,
+                cache: tuple | None = None, slot_of_token: np.ndarray | None = None,
+                context_row: np.ndarray | None = None, whole: bool | None = None):
+        """Hidden states before the final norm [B,T,D] and the keys and values of every layer
+        ((k0, v0, k1, v1, ...), an opaque cache for later calls).
+
+        PLACE mode: row b continues row `context_row[b]` of `cache`, its token t written to the
+        slot s where `slot_of_token[b, t, s]` is 1. An input shape runs on per-layer graphs until a
+        whole-network graph has paid for itself (see WHOLE_GRAPH_COMPILE_S; `whole` forces either
+        way); both give bit-identical numbers."""
+        x, positions = self.embed(ids, pos)
+        slots = None if slot_of_token is None else Tensor(np.ascontiguousarray(slot_of_token[:, None]),
+                                                          self.dtype)
+        rows = None if context_row is None else Tensor(np.asarray(context_row, dtype=np.int32))
+        mask = self._mask(allowed)
+        if whole is None:
+            key = (tuple(ids.shape), mode, None if cache is None else cache[0].shape,
+                   None if context_row is None else len(context_row))
+            saved = self._saved.get(key, 0.0)
+            whole = saved >= WHOLE_GRAPH_COMPILE_S
+            self._saved[key] = saved + self._saving(ids.size)
+        if whole:
+            cache = None if cache is None else mutable(cache)
+            return self.graphs.network(x, positions, mask, slots, rows, cache, self._blocks, mode, self.arch)
+        out: tuple = ()
+        for i, weights in enumerate(self._layer_weights):
+            cache_k, cache_v = (None, None) if cache is None else cache[2 * i : 2 * i + 2]
+            x, keys, values = self.graphs.block(x, positions, mask, slots, rows, cache_k, cache_v, mode,
+                                                self.arch, weights)
+            out += (keys, values)
+        return x, out
+
+    def expect(self, shape: tuple[int, int], calls: int) -> None:
+        """`calls` plain forward passes of ids of `shape` are coming: when a whole-network graph
+        will pay for itself over them, use it from the first call."""
+        key = (tuple(shape), FRESH, None, None)
+        if calls * self._saving(shape[0] * shape[1]) >= WHOLE_GRAPH_COMPILE_S:
+            self._saved[key] = max(self._saved.get(key, 0.0), WHOLE_GRAPH_COMPILE_S)
+
+    def _saving(self, tokens: int) -> float:
+        """Estimated seconds a whole-network graph saves on one call of `tokens` token rows."""
+        return SAVED_PER_CALL_S + SAVED_PER_TOKEN_S * tokens * self._scale
+
+    def decode(self, ids: np.ndarray, pos: np.ndarray, allowed: np.ndarray, cache: tuple,
+               new: tuple) -> tuple[np.ndarray, tuple]:
+        """One token per row after the prompt `cache` and the generated tokens `new`: float32
+        next-token logits [B, V] and the generated tokens' keys and values, one token longer."""
+        x, positions = self.embed(ids, pos)
+        logits, new = self.graphs.decode(x, positions, self._mask(allowed), mutable(cache), mutable(new),
+                                         self._blocks, self.final_norm, self.w_out, self.arch)
+        return logits.asnumpy(), new
+
+    @staticmethod
+    def _mask(allowed: np.ndarray) -> Tensor:
+        return Tensor(np.ascontiguousarray(allowed[:, None]), ms.bool_)
+
+    def empty_cache(self, batch: int, slots: int) -> tuple:
+        """Keys [B,K,hd,slots] and values [B,K,slots,hd] of zeros, per layer."""
+        k = as_tensor(np.zeros((batch, self.n_kv_head, self.head_dim, slots)), self.dtype_name)
+        v = as_tensor(np.zeros((batch, self.n_kv_head, slots, self.head_dim)), self.dtype_name)
+        return (k, v) * self.n_layer
+
+    # Output layer, at the rows (flat indices into [B*T]) of hidden [B,T,D] that are needed only.
+    # The rows are gathered outside the compiled graph, which then depends on their number only:
+    # one graph per count, whatever the batch shape. Functional ops, not Tensor methods: mindnlp,
+    # when loaded in the same process, replaces MindSpore's Tensor indexing with its own.
+    def _rows(self, hidden: Tensor, rows: np.ndarray) -> Tensor:
+        flat = ops.reshape(hidden, (-1, hidden.shape[-1]))
+        return ops.gather(flat, Tensor(np.asarray(rows, dtype=np.int32)), 0)
+
+    def logits(self, hidden: Tensor, rows: np.ndarray) -> np.ndarray:
+        """float32 logits [M,V] at rows (flat indices into [B*T]) of hidden [B,T,D]; M >= 2."""
+        return self.graphs.logits(self._rows(hidden, rows), self.final_norm, self.w_out, self.arch).asnumpy()
+
+    def score(self, hidden: Tensor, rows: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """log P(target) and target == argmax at rows (flat indices) of hidden [B,T,D]; M >= 2."""
+        picked, greedy = self.graphs.score(self._rows(hidden, rows), self.final_norm, self.w_out,
+                                           Tensor(np.asarray(targets, dtype=np.int32)), self.arch)
+        return picked.asnumpy(), greedy.asnumpy()
+
+
+# ------------------------------------------------------------------------------------ checkpoints
+def read_config(folder: Path) -> dict:
+    return json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+
+
+def read_weights(folder: Path) -> dict[str, np.ndarray]:
+    """Every tensor of a Hugging Face folder as float32 numpy arrays, under its checkpoint name.
+
+    Reads model.safetensors (or its sharded index) or pytorch_model.bin."""
+    folder = Path(folder)
+    if (folder / "model.safetensors").exists():
+        from safetensors.numpy import load_file
+
+        raw = load_file(str(folder / "model.safetensors"))
+    elif (folder / "model.safetensors.index.json").exists():
+        from safetensors.numpy import load_file
+
+        index = json.loads((folder / "model.safetensors.index.json").read_text(encoding="utf-8"))
+        raw = {}
+        for shard in sorted(set(index["weight_map"].values())):
+            raw.update(load_file(str(folder / shard)))
+    elif (folder / "pytorch_model.bin").exists():
+        import torch  # whichever torch this process has (real, or mindnlp's) reads the pickle
+
+        loaded = torch.load(str(folder / "pytorch_model.bin"), map_location="cpu", weights_only=True)
+        raw = {k: v.float().numpy() for k, v in loaded.items()}
+    else:
+        raise FileNotFoundError(f"no model.safetensors or pytorch_model.bin in {folder}")
+    return {key: np.asarray(value, dtype=np.float32) for key, value in raw.items()}
