@@ -44,7 +44,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
               help="Hub id, local checkpoint folder, or 'tiny'; comma-separated for several.")
 @click.option("--backend", type=click.Choice(["auto", "native", "mindnlp", "torch"]), default="auto",
               show_default=True, help="Engine that runs the model: auto is native (hand-written "
-              "MindSpore GPT-2) for GPT-2 checkpoints, mindnlp for other architectures.")
+              "MindSpore) for GPT-2, Llama, Qwen2 and Mistral checkpoints, mindnlp for other architectures.")
 @click.option("--device", type=click.Choice(["cpu", "gpu", "ascend"]), default="cpu",
               show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]),
