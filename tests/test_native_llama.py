@@ -167,3 +167,23 @@ def test_unimplemented_rope_scaling_is_one_clear_error(checkpoints, tmp_path):
     with pytest.raises(HarnessError, match="rope_scaling type 'yarn' is not implemented") as error:
         models.load(str(folder), backend="native")
     assert "\n" not in str(error.value)
+
+
+def test_bfloat16_checkpoint_loads_exactly_widened(checkpoints, family_lms, tmp_path):
+    """Real Llama-family checkpoints are mostly stored as bfloat16, which numpy lacks."""
+    folder = tmp_path / "bf16"
+    script = ("import sys, torch; from transformers import AutoModelForCausalLM, AutoTokenizer; "
+              "m = AutoModelForCausalLM.from_pretrained(sys.argv[1]).to(torch.bfloat16); "
+              "m.save_pretrained(sys.argv[2]); "
+              "AutoTokenizer.from_pretrained(sys.argv[1]).save_pretrained(sys.argv[2])")
+    subprocess.run([sys.executable, "-c", script, str(checkpoints / "llama"), str(folder)], check=True,
+                   timeout=300)
+    assert '"BF16"' in (folder / "model.safetensors").read_bytes()[:4096].decode("latin-1")
+    lm = models.load(str(folder), backend="native")
+    ids = _ids(lm, TEXTS[0])
+    out = tmp_path / "ref.npy"
+    subprocess.run([sys.executable, str(HERE / "torch_reference.py"), str(folder), json.dumps(ids), str(out)],
+                   check=True, timeout=300)
+    ours, reference = lm.backend.logits(ids), np.load(out)
+    assert np.abs(reference - ours).max() < 1e-4
+    assert not np.array_equal(ours, family_lms["llama"].backend.logits(ids))  # really other (rounded) weights

@@ -311,16 +311,12 @@ def read_weights(folder: Path) -> dict[str, np.ndarray]:
     Reads model.safetensors (or its sharded index) or pytorch_model.bin."""
     folder = Path(folder)
     if (folder / "model.safetensors").exists():
-        from safetensors.numpy import load_file
-
-        raw = load_file(str(folder / "model.safetensors"))
+        raw = read_safetensors(folder / "model.safetensors")
     elif (folder / "model.safetensors.index.json").exists():
-        from safetensors.numpy import load_file
-
         index = json.loads((folder / "model.safetensors.index.json").read_text(encoding="utf-8"))
         raw = {}
         for shard in sorted(set(index["weight_map"].values())):
-            raw.update(load_file(str(folder / shard)))
+            raw.update(read_safetensors(folder / shard))
     elif (folder / "pytorch_model.bin").exists():
         import torch  # whichever torch this process has (real, or mindnlp's) reads the pickle
 
@@ -329,3 +325,32 @@ def read_weights(folder: Path) -> dict[str, np.ndarray]:
     else:
         raise FileNotFoundError(f"no model.safetensors or pytorch_model.bin in {folder}")
     return {key: np.asarray(value, dtype=np.float32) for key, value in raw.items()}
+
+
+SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64,
+                      "I32": np.int32, "U8": np.uint8, "BOOL": np.bool_}
+
+
+def read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """A .safetensors file as numpy arrays; bfloat16 (which numpy lacks) widened exactly to float32.
+
+    The format: an 8-byte little-endian header size, a JSON header (name -> dtype, shape, offsets),
+    then the raw little-endian data."""
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    size = int(np.frombuffer(data[:8].tobytes(), dtype="<u8")[0])
+    header = json.loads(data[8 : 8 + size].tobytes())
+    body = data[8 + size :]
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        chunk = body[start:end]
+        if info["dtype"] == "BF16":  # the upper half of a float32
+            array = (chunk.view("<u2").astype(np.uint32) << 16).view(np.float32)
+        elif info["dtype"] in SAFETENSORS_DTYPES:
+            array = chunk.view(np.dtype(SAFETENSORS_DTYPES[info["dtype"]]).newbyteorder("<"))
+        else:
+            raise ValueError(f"{path.name}: tensor dtype {info['dtype']} is not supported")
+        out[name] = np.array(array.reshape(info["shape"]))
+    return out

@@ -74,7 +74,7 @@ class LlamaConfig:
             rms_norm_eps=float(raw.get("rms_norm_eps", 1e-6)),
             rope_theta=float(raw.get("rope_theta", 10000.0)),
             rope_scaling=scaling if kind == "llama3" else None,
-            tied=bool(raw.get("tie_word_embeddings", raw.get("model_type") == "qwen2")),
+            tied=bool(raw.get("tie_word_embeddings", False)),  # the three config classes' default
             sliding_window=_sliding_window(raw))
 
 
