@@ -277,7 +277,7 @@ class NeededWork:
 def distance(needed: flops.Work, run: dict, shape: flops.ModelShape, probe: dict) -> dict:
     """FLOPs needed and done, work done / needed, achieved rate and its fraction of the engine's."""
     out = {"needed": needed.to_json(), "needed_flops": needed.flops(shape)}
-    if not run.get("work"):
+    if not run.get("work") or not run["work"]["body_tokens"]:  # an engine whose hooks never ran
         return out
     done = flops.Work(**run["work"])
     out.update(done=done.to_json(), done_flops=done.flops(shape))

@@ -108,9 +108,20 @@ def test_driver_end_to_end_on_tiny(lambada: Path, tmp_path: Path) -> None:
     runs = data["workloads"]["multiple_choice"]["runs"]["torch"]
     assert len(runs["results"]) == 8 and runs["engine"].endswith("torch")
     assert data["workloads"]["loglikelihood"]["n_examples"] == 3
-    # the FLOP accounting, from the shapes torch really ran: 3 short passages, one batch of width 16
+    # the FLOP accounting, from the shapes torch really ran: each distinct row at its width bucket
+    from harness.models.checkpoint import load_tokenizer
+    from harness.models.lm import bucket_width
+    from harness.tokenization import split_context_continuation
+
+    tok = load_tokenizer(Path(data["model"]))
+    encode = lambda text: tok.encode(text, add_special_tokens=False)  # noqa: E731
+    pairs = [split_context_continuation(encode, c, t, tok.eos_token_id)
+             for c, t in workloads.loglikelihood(lambada, 3).requests]
+    widths = [bucket_width(len(c) + len(t) - 1, 512) for c, t in pairs]
+    assert len(set(widths)) == 1  # one batch: rows × width
     limit = data["workloads"]["loglikelihood"]["runs"]["torch"]["limit"]
-    assert limit["done"]["body_tokens"] == 3 * 16
+    assert limit["done"]["body_tokens"] == 3 * widths[0]
+    assert limit["needed"]["body_tokens"] == sum(len(c) + len(t) - 1 for c, t in pairs)
     assert limit["done"]["head_positions"] == limit["needed"]["head_positions"] >= 3  # scored ones only
     assert limit["work_ratio"] > 1 and limit["rate"] > 0 and limit["rate_fraction"] > 0
     assert data["matmul"]["torch"]["rate"] > 0
