@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     load_s = time.perf_counter() - start
+    work = instrument(lm.backend)
     if data["kind"] == "generation":
         requests: list = [GenerationRequest(c, tuple(u), int(m)) for c, u, m in data["requests"]]
         call = lm.generate
@@ -50,16 +51,35 @@ def main(argv: list[str] | None = None) -> int:
     if args.warmup:
         call(requests[: args.warmup])
     warmup_s = time.perf_counter() - start
+    if work is not None:  # count the timed call only
+        work.body_tokens = work.head_positions = 0
     start = time.perf_counter()
     answers = call(requests)
     run_s = time.perf_counter() - start
     results = answers if data["kind"] == "generation" else [[r.logprob, r.is_greedy] for r in answers]
     engine = f"{type(lm.backend).__name__}:{getattr(lm.backend, 'name', '?')}"
     report = {"load_s": load_s, "warmup_s": warmup_s, "run_s": run_s, "results": results, "engine": engine,
-              "forward_calls": lm.stats.forward_calls, "tokens": lm.stats.tokens}
+              "forward_calls": lm.stats.forward_calls, "tokens": lm.stats.tokens,
+              "work": work.to_json() if work is not None else None}
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(report, f)
     return 0
+
+
+def instrument(backend: object):  # noqa: ANN201 - bench.work.Work | None
+    """Count the shapes the engine really runs (None where it cannot be counted)."""
+    from bench.work import Work, instrument_native, instrument_torch
+    from harness.models.transformers_backend import TransformersBackend
+
+    work = Work()
+    try:
+        if isinstance(backend, TransformersBackend):
+            instrument_torch(backend.model, work)
+        else:  # the native engine
+            instrument_native(backend, work)
+    except (AttributeError, TypeError, RuntimeError):
+        return None
+    return work
 
 
 def set_threads(backend: str, n: int) -> None:

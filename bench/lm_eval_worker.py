@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     lm = HFLM(pretrained=args.model, device="cpu", dtype="float32", batch_size=args.batch_size)
     load_s = time.perf_counter() - start
+    try:
+        from bench.work import Work, instrument_torch
+    except ImportError:  # run as a script from bench/
+        from work import Work, instrument_torch  # type: ignore[no-redef]
+    work = Work()
+    instrument_torch(lm.model, work)  # every forward of HFLM's model, generate's steps included
     if data["kind"] == "generation":
         instances = [
             Instance("generate_until", {},
@@ -55,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.warmup:
         call(instances[: args.warmup], disable_tqdm=True)
     warmup_s = time.perf_counter() - start
+    work.body_tokens = work.head_positions = 0  # count the timed call only
     start = time.perf_counter()
     answers = call(instances, disable_tqdm=True)
     run_s = time.perf_counter() - start
@@ -64,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         results = [[float(lp), bool(g)] for lp, g in answers]
     version = getattr(lm_eval, "__version__", "?")
     report = {"load_s": load_s, "warmup_s": warmup_s, "run_s": run_s, "results": results,
-              "engine": f"lm-eval {version} HFLM"}
+              "engine": f"lm-eval {version} HFLM",
+              "work": work.to_json()}
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(report, f)
     return 0

@@ -21,8 +21,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench import work as flops
 from bench import workloads
 from bench.checkpoints import DEFAULT_TOKENIZER, gpt2_small_random
+from bench.matmul import ISSUE_SHAPE, block_shapes, combined_rate
 from harness.errors import HarnessError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,6 +32,9 @@ SHARED = REPO.parent / "shared" / "data"
 HARNESS_SYSTEMS = ("native", "mindnlp", "torch")
 ALL_SYSTEMS = ("lm-eval", *HARNESS_SYSTEMS)
 HEADLINE_ORDER = ("native", "mindnlp", "torch")  # the harness's own default engine first
+ENGINE_OF = {"lm-eval": "torch", "torch": "torch", "native": "mindspore", "mindnlp": "mindspore"}
+ENGINE_NAMES = {"torch": "PyTorch", "mindspore": "MindSpore"}
+TARGET_RATE, TARGET_WORK = 0.85, 1.05  # issue 15: achieved ≥ 85 % of the MatMul rate, work ≤ 1.05×
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -172,6 +177,15 @@ def main(argv: Sequence[str] | None = None) -> int:
           flush=True)
     report: dict = {"model": model, "batch_size": args.batch_size, "threads": args.threads,
                     "warmup": args.warmup, "workloads": {}}
+    shape = flops.model_shape(Path(model))
+    rates = matmul_rates({ENGINE_OF[s] for s in order}, Path(model), args)
+    report["matmul"], report["model_shape"] = rates, shape.__dict__
+    for engine, probe in sorted(rates.items()):
+        shapes = ", ".join(f"{k} {v:.0f}" for k, v in probe.get("gflops", {}).items())
+        print(f"{ENGINE_NAMES[engine]} fp32 MatMul: {probe.get('rate', float('nan')):.0f} GFLOP/s over the "
+              f"model's block products (GFLOP/s per MxKxN, the issue's 1024x768x3072 first: "
+              f"{shapes or probe.get('error')})", flush=True)
+    counter = NeededWork(Path(model))
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp_name:
         tmp = Path(tmp_name)
         for kind, work in works.items():
@@ -191,15 +205,115 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  {system:8s} {run['examples_per_s']:8.2f} ex/s  run {run['run_s']:7.1f} s  "
                       f"load {run['load_s']:5.1f} s  {warm}{_fmt(run['scores'])}  [{run['engine']}]",
                       flush=True)
+                run["limit"] = distance(counter.needed(work, run["results"]), run, shape,
+                                        rates.get(ENGINE_OF[system], {}))
+                print(f"  {system:8s} {_fmt_limit(run['limit'], ENGINE_OF[system])}", flush=True)
             report["workloads"][kind] = {"n_examples": work.n_examples, "runs": runs}
             _compare(work, runs)
     headline = next((s for s in HEADLINE_ORDER if s in order and all(
         "error" not in report["workloads"][k]["runs"].get(s, {"error": 1}) for k in kinds)), None)
     if args.json:
         _write_json(args.json, report)
+    _summary(report, order)
     ratios = {k: _ratio(report["workloads"][k]["runs"], headline) for k in kinds}
     print("\nspeedup_vs_lm_eval " + " ".join(f"{k}={ratios[k]}" for k in kinds) + f" system={headline}")
     return 0
+
+
+# ------------------------------------------------------------------ distance to the limit
+def matmul_rates(engines: set[str], model: Path, args: argparse.Namespace) -> dict[str, dict]:
+    """Each engine's own fp32 MatMul rate on the model's block products, each in a fresh process."""
+    config = json.loads((model / "config.json").read_text(encoding="utf-8"))
+    d = int(config.get("n_embd") or config["hidden_size"])
+    d_ff = int(config.get("n_inner") or config.get("intermediate_size") or 4 * d)
+    heads = int(config.get("n_head") or config["num_attention_heads"])
+    kv = d * int(config.get("num_key_value_heads") or heads) // heads
+    # a Llama MLP has three d × d_ff products: gate and up as one [d × 2·d_ff] product
+    gated = "intermediate_size" in config and "n_inner" not in config
+    block = block_shapes(d, 2 * d_ff if gated else d_ff, kv)
+    if gated:
+        block[3] = (block[3][0], d_ff, d)
+    shapes = ",".join("x".join(map(str, s)) for s in dict.fromkeys([ISSUE_SHAPE, *block]))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    rates = {}
+    for engine in sorted(engines):
+        cmd = [sys.executable, "-m", "bench.matmul", "--engine", engine, "--threads", str(args.threads),
+               "--shapes", shapes]
+        try:
+            proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+            probe = json.loads(proc.stdout.strip().splitlines()[-1])
+            probe["rate"] = combined_rate(probe["gflops"], block)  # the model's own block only
+            rates[engine] = probe
+        except (subprocess.TimeoutExpired, json.JSONDecodeError, IndexError):
+            rates[engine] = {"error": "MatMul probe failed"}
+    return rates
+
+
+class NeededWork:
+    """The work a workload needs, by this harness's token boundaries (`bench.work`)."""
+
+    def __init__(self, model: Path) -> None:
+        from harness.models.checkpoint import load_tokenizer
+
+        self.tokenizer = load_tokenizer(model)
+        bos, eos = getattr(self.tokenizer, "bos_token_id", None), self.tokenizer.eos_token_id
+        self.prefix = bos if bos is not None else (eos if eos is not None else 0)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def needed(self, work: workloads.Workload, results: list) -> flops.Work:
+        from harness.tokenization import split_context_continuation
+
+        if work.kind != "generation":
+            return flops.needed_scoring([split_context_continuation(self.encode, c, t, self.prefix)
+                                         for c, t in work.requests])
+        # generated tokens: the answer's own, plus the stop token unless it ran to the limit
+        generated = [min(int(m), len(self.encode(text)) + 1) for (_, _, m), text in zip(
+            work.requests, results, strict=True)]
+        return flops.needed_generation([len(self.encode(c)) for c, _, _ in work.requests], generated)
+
+
+def distance(needed: flops.Work, run: dict, shape: flops.ModelShape, probe: dict) -> dict:
+    """FLOPs needed and done, work done / needed, achieved rate and its fraction of the engine's."""
+    out = {"needed": needed.to_json(), "needed_flops": needed.flops(shape)}
+    if not run.get("work") or not run["work"]["body_tokens"]:  # an engine whose hooks never ran
+        return out
+    done = flops.Work(**run["work"])
+    out.update(done=done.to_json(), done_flops=done.flops(shape))
+    out["work_ratio"] = out["done_flops"] / out["needed_flops"]
+    out["rate"] = out["done_flops"] / run["run_s"] / 1e9
+    if "rate" in probe:
+        out["rate_fraction"] = out["rate"] / probe["rate"]
+    return out
+
+
+def _fmt_limit(limit: dict, engine: str) -> str:
+    text = f"work needed {limit['needed_flops'] / 1e9:.4g} GFLOP"
+    if "done_flops" not in limit:
+        return text + ", done: not counted for this engine"
+    text += (f", done {limit['done_flops'] / 1e9:.4g} ({limit['work_ratio']:.2f}× needed; "
+             f"body tokens {limit['done']['body_tokens']} vs {limit['needed']['body_tokens']}, "
+             f"output-layer positions {limit['done']['head_positions']} vs "
+             f"{limit['needed']['head_positions']})"
+             f"; achieved {limit['rate']:.3g} GFLOP/s")
+    if "rate_fraction" in limit:
+        text += f" = {limit['rate_fraction']:.2f}× {ENGINE_NAMES[engine]}'s MatMul rate"
+    return text
+
+
+def _summary(report: dict, order: Sequence[str]) -> None:
+    """One line per system: the issue's targets read off for every workload that ran."""
+    print(f"\ndistance to the limit (targets: rate ≥ {TARGET_RATE:.2f}× the engine's MatMul rate over a "
+          f"cold LAMBADA run, work done ≤ {TARGET_WORK:.2f}× needed; attention products excluded)")
+    for system in order:
+        parts = []
+        for kind, entry in report["workloads"].items():
+            limit = entry["runs"].get(system, {}).get("limit", {})
+            if "work_ratio" in limit:
+                rate = f"{limit['rate_fraction']:.2f}×" if "rate_fraction" in limit else "?"
+                parts.append(f"{kind} rate {rate} work {limit['work_ratio']:.2f}×")
+        print(f"limit {system} ({ENGINE_NAMES[ENGINE_OF[system]]}): " + ("; ".join(parts) or "not measured"))
 
 
 def _ratio(runs: dict, system: str | None) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import run, workloads
+from bench import run, work, workloads
 from harness.errors import HarnessError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,3 +108,85 @@ def test_driver_end_to_end_on_tiny(lambada: Path, tmp_path: Path) -> None:
     runs = data["workloads"]["multiple_choice"]["runs"]["torch"]
     assert len(runs["results"]) == 8 and runs["engine"].endswith("torch")
     assert data["workloads"]["loglikelihood"]["n_examples"] == 3
+    # the FLOP accounting, from the shapes torch really ran: each distinct row at its width bucket
+    from harness.models.checkpoint import load_tokenizer
+    from harness.models.lm import bucket_width
+    from harness.tokenization import split_context_continuation
+
+    tok = load_tokenizer(Path(data["model"]))
+    encode = lambda text: tok.encode(text, add_special_tokens=False)  # noqa: E731
+    pairs = [split_context_continuation(encode, c, t, tok.eos_token_id)
+             for c, t in workloads.loglikelihood(lambada, 3).requests]
+    widths = [bucket_width(len(c) + len(t) - 1, 512) for c, t in pairs]
+    assert len(set(widths)) == 1  # one batch: rows × width
+    limit = data["workloads"]["loglikelihood"]["runs"]["torch"]["limit"]
+    assert limit["done"]["body_tokens"] == 3 * widths[0]
+    assert limit["needed"]["body_tokens"] == sum(len(c) + len(t) - 1 for c, t in pairs)
+    assert limit["done"]["head_positions"] == limit["needed"]["head_positions"] >= 3  # scored ones only
+    assert limit["work_ratio"] > 1 and limit["rate"] > 0 and limit["rate_fraction"] > 0
+    assert data["matmul"]["torch"]["rate"] > 0
+    assert any(line.startswith("limit torch (PyTorch): loglikelihood rate ") for line in lines)
+
+
+# ------------------------------------------------------------------ distance to the limit
+def test_needed_work_and_flops_on_a_known_case() -> None:
+    # two requests share the context [1, 2, 3]; a repeated request counts once
+    pairs = [([1, 2, 3], [4]), ([1, 2, 3], [5, 6]), ([7], [8]), ([7], [8])]
+    needed = work.needed_scoring(pairs)
+    assert (needed.body_tokens, needed.head_positions) == (3 + 1 + 1, 1 + 2 + 1)
+    shape = work.ModelShape(body_parameters=10, d_model=2, vocab=5)
+    assert needed.flops(shape) == 2 * 10 * 5 + 2 * 2 * 5 * 4
+    gen = work.needed_generation([3, 5], [1, 4])  # the last generated token is never fed
+    assert (gen.body_tokens, gen.head_positions) == (3 + 5 + 3, 5)
+
+
+def test_model_shape_counts_body_parameters_from_the_checkpoint() -> None:
+    from safetensors.numpy import load_file
+
+    from harness.models.tiny import ensure_tiny_checkpoint
+
+    folder = ensure_tiny_checkpoint()
+    state = load_file(str(folder / "model.safetensors"))
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    shape = work.model_shape(folder)
+    lookups = sum(v.size for k, v in state.items() if k.endswith(("wte.weight", "wpe.weight")))
+    assert shape.body_parameters == sum(v.size for v in state.values()) - lookups > 0
+    assert (shape.d_model, shape.vocab) == (config["n_embd"], config["vocab_size"])
+
+
+def test_native_counters_equal_the_batches_it_ran() -> None:
+    from harness.models import load
+    from harness.models.native_backend import bucket
+
+    lm = load("tiny", backend="native", batch_size=2)
+    counted = work.Work()
+    work.instrument_native(lm.backend, counted)
+    calls: list[tuple[int, int, int]] = []
+    inner = lm.backend.score
+
+    def recording(rows, n_targets, width):  # noqa: ANN001, ANN202
+        calls.append((len(rows), width, sum(n_targets)))
+        return inner(rows, n_targets, width)
+
+    lm.backend.score = recording
+    lm.share_prefixes = False
+    words = "one two three four five six seven eight nine ten".split()
+    pairs = [(list(range(1, 2 + 3 * i)), [20 + i, 30 + i][: 1 + i % 2]) for i in range(7)]
+    pairs += [(list(range(1, 40)), [5]), ([9] * 3, [len(words)])]
+    lm.loglikelihood_tokens(pairs)
+    assert len(calls) >= 3  # several widths and batches
+    assert counted.body_tokens == sum(bucket(n) * width for n, width, _ in calls)
+    needed = work.needed_scoring(pairs)
+    assert counted.head_positions >= needed.head_positions == sum(t for *_, t in calls)
+    assert counted.body_tokens > needed.body_tokens  # padding to widths and batch buckets
+
+
+def test_matmul_probe_returns_a_positive_rate() -> None:
+    for engine in ("mindspore", "torch"):
+        proc = subprocess.run([sys.executable, "-m", "bench.matmul", "--engine", engine,
+                               "--shapes", "16x32x8,8x8x8", "--repeats", "1"],
+                              cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        probe = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert probe["engine"] == engine and probe["rate"] > 0
+        assert set(probe["gflops"]) == {"16x32x8", "8x8x8"}
