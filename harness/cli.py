@@ -73,12 +73,15 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--cache-file", type=click.Path(path_type=Path), default=None,
               help="Response cache file (default: $HARNESS_RESPONSE_CACHE, else "
               "OUTPUT_DIR/.cache/responses.sqlite).")
+@click.option("--add-bos-token/--no-add-bos-token", "add_bos_token", default=None,
+              help="Put BOS before every context (default: as the model's tokenizer does, like "
+              "lm-evaluation-harness; GPT-2's adds none).")
 @click.option("--shard", default=None, metavar="I/N",
               help="Evaluate only shard I of N (0-based) and write a partial result; combine the N "
               "partials with harness merge.")
 def run_command(task, suite, model, backend, device, dtype, batch_size, limit, num_fewshot, template,
                 data_files, rolling_stride, output_dir, log_samples, max_new_tokens, seed, no_progress,
-                no_cache, cache_file, shard) -> None:
+                no_cache, cache_file, add_bos_token, shard) -> None:
     """Evaluate model(s) on task(s) and write results/<model>/<task>/<time>.json."""
     from harness.pipeline import RunRequest, run
     from harness.runner import RunSettings
@@ -98,7 +101,7 @@ def run_command(task, suite, model, backend, device, dtype, batch_size, limit, n
     request = RunRequest(tasks=tasks, models=_split(model), settings=settings,
                          backend=backend, device=device, dtype=dtype, batch_size=batch_size,
                          output_dir=output_dir, log_samples=log_samples, progress=not no_progress,
-                         cache=not no_cache, cache_file=cache_file,
+                         cache=not no_cache, cache_file=cache_file, add_bos_token=add_bos_token,
                          debug=click.get_current_context().find_root().obj["debug"])
     if shard is not None:
         from harness.shard import parse_shard

@@ -43,6 +43,7 @@ class RunRequest:
     cache_file: Path | None = None  # default: harness.cache.default_cache_file(output_dir)
     debug: bool = False
     shard: Shard | None = None  # --shard I/N: evaluate only that share and write a partial result
+    add_bos_token: bool | None = None  # None: as the tokenizer does (--add-bos-token/--no-add-bos-token)
 
 
 def _progress_factory(enabled: bool):
@@ -71,6 +72,7 @@ def result_record(run: TaskRun, lm: models.LanguageModel, request: RunRequest) -
             "name": lm.name, "source": spec.source if spec else lm.name,
             "backend": lm.backend.name, "device": request.device, "dtype": request.dtype,
             "num_parameters": lm.backend.num_parameters(), "max_length": lm.max_length,
+            "add_bos_token": lm.add_bos_token,
         },
         "metrics": run.metrics,
         "n_examples": run.n_examples,
@@ -84,6 +86,7 @@ def result_record(run: TaskRun, lm: models.LanguageModel, request: RunRequest) -
             **asdict(request.settings), "tasks": request.tasks, "models": request.models,
             "backend": request.backend, "device": request.device, "dtype": request.dtype,
             "batch_size": request.batch_size, "log_samples": request.log_samples,
+            "add_bos_token": request.add_bos_token,
         },
         "packages": package_versions(),
     }
@@ -132,7 +135,7 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
     for model_name, model_backend in zip(request.models, backends, strict=True):
         with distributed.replica_load(cluster):  # each msrun rank loads its own whole copy
             lm = models.load(model_name, model_backend, request.device, request.dtype,
-                             request.batch_size)
+                             request.batch_size, add_bos_token=request.add_bos_token)
         try:
             session.attach(lm, request.device)
             for task, template in plan:

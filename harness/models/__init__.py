@@ -60,8 +60,11 @@ def backend_for(model: str, backend: str = "auto") -> str:
 
 
 def load(model: str, backend: str = "auto", device: str = "cpu", dtype: str = "float32",
-         batch_size: int | str = 8, rolling_context: int = 1) -> LanguageModel:
-    """Load `model` (see `resolve`) on `backend` ('auto', 'native', 'mindnlp' or 'torch')."""
+         batch_size: int | str = 8, rolling_context: int = 1,
+         add_bos_token: bool | None = None) -> LanguageModel:
+    """Load `model` (see `resolve`) on `backend` ('auto', 'native', 'mindnlp' or 'torch').
+
+    `add_bos_token`: BOS before every context; None follows the tokenizer (as lm-eval does)."""
     from harness import engines
 
     if dtype not in DTYPES:
@@ -73,7 +76,8 @@ def load(model: str, backend: str = "auto", device: str = "cpu", dtype: str = "f
         from harness.models.native_backend import load_native
 
         tokenizer, native = load_native(spec, dtype)
-        lm = LanguageModel(spec.display_name, tokenizer, native, batch_size, rolling_context)
+        lm = LanguageModel(spec.display_name, tokenizer, native, batch_size, rolling_context,
+                           add_bos_token)
         lm.spec = spec  # type: ignore[attr-defined]
         return lm
     tokenizer, hf_model = _load_transformers(spec, dtype)
@@ -82,7 +86,7 @@ def load(model: str, backend: str = "auto", device: str = "cpu", dtype: str = "f
     hf_model = hf_model.to(engines.torch_device(backend, device))
     compute = TransformersBackend(hf_model, tokenizer, backend, engines.torch_device(backend, device),
                                   dtype)
-    lm = LanguageModel(spec.display_name, tokenizer, compute, batch_size, rolling_context)
+    lm = LanguageModel(spec.display_name, tokenizer, compute, batch_size, rolling_context, add_bos_token)
     lm.spec = spec  # type: ignore[attr-defined]
     return lm
 
