@@ -108,6 +108,11 @@ def _load_transformers(spec: ModelSpec, dtype: str):
         )
     except (OSError, ValueError) as exc:
         raise HarnessError(_load_error(spec, exc)) from exc
+    except ImportError as exc:  # a package outside the pins (peft, diffusers under mindnlp): say which
+        from harness import engines
+
+        raise HarnessError(engines.import_failure("transformers", engines.active() or "transformers",
+                                                  exc)) from None
     tokenizer.model_max_length = 10**9  # truncation is ours (and counted), not the tokenizer's
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
