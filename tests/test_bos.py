@@ -148,3 +148,15 @@ def test_add_bos_token_without_a_bos_token_is_one_clear_error(tiny_lm):
     tokenizer.bos_token = None
     with pytest.raises(HarnessError, match="no BOS token"):
         LanguageModel("tiny", tokenizer, tiny_lm.backend, 8, add_bos_token=True)
+
+
+def test_native_engine_adds_bos_through_the_same_layer(tiny_lm):
+    """The native engine (GPT-2 only) with --add-bos-token: BOS-prefixed contexts, numbers equal to
+    mindnlp's on the same BOS-prefixed input, and different from the default (no BOS) ones."""
+    native = models.load("tiny", backend="native", batch_size=4, add_bos_token=True)
+    mindnlp_bos = LanguageModel("tiny", tiny_lm.tokenizer, tiny_lm.backend, 4, add_bos_token=True)
+    requests = [LoglikelihoodRequest("The cat sat on the", " mat"), LoglikelihoodRequest("Paris is", " big")]
+    assert all(c[0] == 256 for c, _ in native.loglikelihood_pairs(requests))
+    ours = [r.logprob for r in native.loglikelihood(requests)]
+    assert np.allclose(ours, [r.logprob for r in mindnlp_bos.loglikelihood(requests)], atol=1e-4)
+    assert not np.allclose(ours, [r.logprob for r in tiny_lm.loglikelihood(requests)], atol=1e-3)
