@@ -12,15 +12,13 @@ DATA   ?= $(if $(wildcard $(SHARED_WMT)),$(SHARED_WMT),)
 
 .PHONY: install run test lint bench clean
 
-$(VENV)/.installed: pyproject.toml requirements.txt
+# Every pin lives in pyproject.toml: this is `pip install torch==2.13.0 && pip install .` (editable,
+# plus the test tools), so a user of pip alone gets the same stack.
+$(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first: 2.13.0 is a small CPU build; any other resolution pulls a CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -r requirements.txt
-	$(BIN)/pip install -q --no-deps -e .
-	# lm-evaluation-harness: an optional extra for users, needed by the tests (--model harness vs hf);
-	# constrained by requirements.txt, so no pin above changes.
-	$(BIN)/pip install -q "lm-eval==0.4.13" -c requirements.txt
+	$(BIN)/pip install -q -e ".[test]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -37,7 +35,7 @@ test: install
 
 # Speed and score agreement against lm-evaluation-harness (docs/bench.md); installs the `bench` extra.
 bench: install
-	$(BIN)/pip install -q "lm-eval==0.4.13" -c requirements.txt
+	$(BIN)/pip install -q -e ".[test,bench]"
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:

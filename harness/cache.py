@@ -11,10 +11,11 @@ Serving some requests from the cache never changes the others' numbers: every ro
 at the width of its own length bucket, whatever the batch holds (`harness.models.lm.bucket_width`).
 
 Keys. The namespace is a digest of the model's weights (`harness.fingerprint`), the backend,
-dtype and device, the model's context length and `CACHE_VERSION`; within it, a request's key is
-a digest of its kind and exact content: the (context, continuation) token ids of a log-likelihood
-pair or rolling window, or the prompt text and generation settings (stop strings, token limit,
-and for sampling top-k, temperature and seed; greedy requests ignore the seed).
+dtype and device, the model's context length, whether BOS is added (`--add-bos-token`) and
+`CACHE_VERSION`; within it, a request's key is a digest of its kind and exact content: the
+(context, continuation) token ids of a log-likelihood pair or rolling window, or the prompt text
+and generation settings (stop strings, token limit, and for sampling top-k, temperature and
+seed; greedy requests ignore the seed).
 
 The same layer halves the batch size and carries on when the device runs out of memory; the
 batches finished before the failure are kept.
@@ -191,6 +192,8 @@ def namespace_for(lm: LanguageModel, device: str) -> tuple[str, dict] | None:
         "device": device, "max_length": lm.max_length, "cache_version": CACHE_VERSION,
         "harness": __version__,
     }
+    if lm.add_bos_token:  # generation keys are prompt text; absent = no BOS, as caches written before
+        description["add_bos_token"] = True
     ns = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
     return ns, {**description, "source": spec.source}  # the folder's path is not part of the key
 
@@ -316,7 +319,7 @@ class CacheLayer:
         lm = self.lm
         if kind == "loglikelihood":
             return len(item[0]) + len(item[1]) > lm.max_length + 1
-        return len(lm.encode(item.context) or [0]) > lm.max_length - item.max_new_tokens
+        return len(lm.encode_context(item.context) or [0]) > lm.max_length - item.max_new_tokens
 
     def _halve_batch(self, exc: BaseException) -> None:
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__

@@ -75,6 +75,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--cache-file", type=click.Path(path_type=Path), default=None,
               help="Response cache file (default: $HARNESS_RESPONSE_CACHE, else "
               "OUTPUT_DIR/.cache/responses.sqlite).")
+@click.option("--add-bos-token/--no-add-bos-token", "add_bos_token", default=None,
+              help="Put BOS before every context (default: as the model's tokenizer does, like "
+              "lm-evaluation-harness; GPT-2's adds none).")
 @click.option("--shard", default=None, metavar="I/N",
               help="Evaluate only shard I of N (0-based) and write a partial result; combine the N "
               "partials with harness merge.")
@@ -87,7 +90,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
               "samples_<task>_<time>.jsonl with --log-samples) in OUTPUT_DIR/<model>/; both: ours too.")
 def run_command(task, suite, model, backend, device, dtype, batch_size, limit, num_fewshot, template,
                 data_files, rolling_stride, output_dir, log_samples, max_new_tokens, seed, no_progress,
-                no_cache, cache_file, shard, task_files, include_path, output_format) -> None:
+                no_cache, cache_file, add_bos_token, shard, task_files, include_path, output_format) -> None:
     """Evaluate model(s) on task(s) and write results/<model>/<task>/<time>.json."""
     # SIGINT/SIGTERM blocked before any import starts a thread (numpy's BLAS, MindSpore): every
     # thread inherits the mask, and the run's watcher thread takes them (harness.session.StopRequest)
@@ -96,7 +99,7 @@ def run_command(task, suite, model, backend, device, dtype, batch_size, limit, n
     try:
         _run_command(task, suite, model, backend, device, dtype, batch_size, limit, num_fewshot, template,
                      data_files, rolling_stride, output_dir, log_samples, max_new_tokens, seed, no_progress,
-                     no_cache, cache_file, shard, task_files, include_path, output_format)
+                     no_cache, cache_file, add_bos_token, shard, task_files, include_path, output_format)
     finally:
         if deferred:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
@@ -104,7 +107,8 @@ def run_command(task, suite, model, backend, device, dtype, batch_size, limit, n
 
 def _run_command(task, suite, model, backend, device, dtype, batch_size, limit, num_fewshot, template,
                  data_files, rolling_stride, output_dir, log_samples, max_new_tokens, seed, no_progress,
-                 no_cache, cache_file, shard, task_files, include_path, output_format) -> None:
+                 no_cache, cache_file, add_bos_token, shard, task_files, include_path,
+                 output_format) -> None:
     from harness.pipeline import RunRequest, run
     from harness.runner import RunSettings
 
@@ -128,7 +132,7 @@ def _run_command(task, suite, model, backend, device, dtype, batch_size, limit, 
     request = RunRequest(tasks=tasks, models=_split(model), settings=settings,
                          backend=backend, device=device, dtype=dtype, batch_size=batch_size,
                          output_dir=output_dir, log_samples=log_samples, progress=not no_progress,
-                         cache=not no_cache, cache_file=cache_file,
+                         cache=not no_cache, cache_file=cache_file, add_bos_token=add_bos_token,
                          debug=click.get_current_context().find_root().obj["debug"],
                          extra_tasks=extra_tasks, output_format=output_format)
     if shard is not None:

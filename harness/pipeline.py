@@ -47,6 +47,7 @@ class RunRequest:
     shard: Shard | None = None  # --shard I/N: evaluate only that share and write a partial result
     extra_tasks: list = field(default_factory=list)  # tasks not from plugins (--task-file, --include-path)
     output_format: str = "harness"  # "harness", "lm-eval" (lm-eval's result files) or "both"
+    add_bos_token: bool | None = None  # None: as the tokenizer does (--add-bos-token/--no-add-bos-token)
 
 
 def _progress_factory(enabled: bool):
@@ -91,6 +92,7 @@ def result_record(run: TaskRun, lm: models.LanguageModel, request: RunRequest) -
             "backend": lm.backend.name, "model_type": _model_type(spec),
             "device": request.device, "dtype": request.dtype,
             "num_parameters": lm.backend.num_parameters(), "max_length": lm.max_length,
+            "add_bos_token": lm.add_bos_token,
         },
         "metrics": run.metrics,
         "n_examples": run.n_examples,
@@ -104,6 +106,7 @@ def result_record(run: TaskRun, lm: models.LanguageModel, request: RunRequest) -
             **asdict(request.settings), "tasks": request.tasks, "models": request.models,
             "backend": request.backend, "device": request.device, "dtype": request.dtype,
             "batch_size": request.batch_size, "log_samples": request.log_samples,
+            "add_bos_token": request.add_bos_token,
         },
         "packages": package_versions(),
     }
@@ -173,7 +176,7 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
         started = time.perf_counter()
         with distributed.replica_load(cluster):  # each msrun rank loads its own whole copy
             lm = models.load(model_name, model_backend, request.device, request.dtype,
-                             request.batch_size)
+                             request.batch_size, add_bos_token=request.add_bos_token)
         note(f"loaded {lm.name} in {duration(time.perf_counter() - started)}")
         finished: list[tuple[TaskRun, dict]] = []  # for --output-format lm-eval
         try:

@@ -5,12 +5,18 @@
   tokens the model would really see.
 * Trailing whitespace of the context moves to the continuation ("Paris is" + " France"
   rather than "Paris is " + "France"), since GPT-2's BPE attaches spaces to the next word.
-* An empty context is replaced by the prefix token (BOS, else EOS).
+* An empty context is replaced by the prefix token (BOS, else EOS), unless the continuation
+  already starts with it.
+* Where the tokenizer adds BOS (its own `add_bos_token`, or `--add-bos-token`), every context is
+  encoded with BOS in front: the context alone and context + continuation alike, so the split is
+  unchanged; rolling windows get the BOS-prefixed text as their token list (lm-eval's `tok_encode`),
+  so the first window predicts BOS from the prefix token, as lm-eval scores it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 Encode = Callable[[str], list[int]]
 
@@ -23,15 +29,49 @@ def move_trailing_space(context: str, continuation: str) -> tuple[str, str]:
     return context, continuation
 
 
+def tokenizer_adds_bos(tokenizer: Any) -> bool:
+    """Whether `tokenizer.encode(text)` (special tokens on, its default) puts BOS in front.
+
+    Measured rather than read from an attribute: `add_bos_token` lives in different places in
+    different tokenizer classes (a post-processor template, a slow tokenizer's flag)."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        return False
+    sample = "a b"
+    with_special = list(tokenizer.encode(sample, add_special_tokens=True))
+    plain = list(tokenizer.encode(sample, add_special_tokens=False))
+    return with_special[:1] == [bos] and plain[:1] != [bos]
+
+
+def with_bos(encode: Encode, bos_token_id: int, bos_text: str | None) -> Encode:
+    """`encode` with BOS in front, except for text that starts with BOS already (lm-eval's
+    `has_bos_prefix`): the tokenizer then reads it as the special token itself."""
+
+    def encode_with_bos(text: str) -> list[int]:
+        if bos_text and text.startswith(bos_text):
+            return encode(text)
+        return [bos_token_id, *encode(text)]
+
+    return encode_with_bos
+
+
 def split_context_continuation(
-    encode: Encode, context: str, continuation: str, prefix_token_id: int
+    encode: Encode, context: str, continuation: str, prefix_token_id: int,
+    encode_context: Encode | None = None,
 ) -> tuple[list[int], list[int]]:
-    """Token ids of (context, continuation) following the rules in this module's docstring."""
+    """Token ids of (context, continuation) following the rules in this module's docstring.
+
+    `encode` never adds special tokens; `encode_context` (default: `encode`) is how a non-empty
+    context is encoded, BOS included where the model wants one (lm-eval's `_encode_pair`)."""
+    encode_context = encode_context or encode
     context, continuation = move_trailing_space(context, continuation)
     if not context:
-        return [prefix_token_id], encode(continuation)
-    whole = encode(context + continuation)
-    n_context = len(encode(context))
+        tokens = encode(continuation)
+        if tokens and tokens[0] == prefix_token_id:  # lm-eval: no second prefix token
+            return tokens[:1], tokens[1:]
+        return [prefix_token_id], tokens
+    whole = encode_context(context + continuation)
+    n_context = len(encode_context(context))
     return whole[:n_context], whole[n_context:]
 
 

@@ -67,8 +67,11 @@ def backend_for(model: str, backend: str = "auto") -> str:
 
 
 def load(model: str, backend: str = "auto", device: str = "cpu", dtype: str = "float32",
-         batch_size: int | str = 8, rolling_context: int = 1) -> LanguageModel:
-    """Load `model` (see `resolve`) on `backend` ('auto', 'native', 'mindnlp' or 'torch')."""
+         batch_size: int | str = 8, rolling_context: int = 1,
+         add_bos_token: bool | None = None) -> LanguageModel:
+    """Load `model` (see `resolve`) on `backend` ('auto', 'native', 'mindnlp' or 'torch').
+
+    `add_bos_token`: BOS before every context; None follows the tokenizer (as lm-eval does)."""
     from harness import engines
 
     if dtype not in DTYPES:
@@ -80,7 +83,8 @@ def load(model: str, backend: str = "auto", device: str = "cpu", dtype: str = "f
         from harness.models.native_backend import load_native
 
         tokenizer, native = load_native(spec, dtype)
-        lm = LanguageModel(spec.display_name, tokenizer, native, batch_size, rolling_context)
+        lm = LanguageModel(spec.display_name, tokenizer, native, batch_size, rolling_context,
+                           add_bos_token)
         lm.spec = spec  # type: ignore[attr-defined]
         return lm
     tokenizer, hf_model = _load_transformers(spec, dtype)
@@ -89,7 +93,7 @@ def load(model: str, backend: str = "auto", device: str = "cpu", dtype: str = "f
     hf_model = hf_model.to(engines.torch_device(backend, device))
     compute = TransformersBackend(hf_model, tokenizer, backend, engines.torch_device(backend, device),
                                   dtype)
-    lm = LanguageModel(spec.display_name, tokenizer, compute, batch_size, rolling_context)
+    lm = LanguageModel(spec.display_name, tokenizer, compute, batch_size, rolling_context, add_bos_token)
     lm.spec = spec  # type: ignore[attr-defined]
     return lm
 
@@ -112,6 +116,11 @@ def _load_transformers(spec: ModelSpec, dtype: str):
         )
     except (OSError, ValueError, SafetensorError) as exc:
         raise HarnessError(_load_error(spec, exc)) from exc
+    except ImportError as exc:  # a package outside the pins (peft, diffusers under mindnlp): say which
+        from harness import engines
+
+        raise HarnessError(engines.import_failure("transformers", engines.active() or "transformers",
+                                                  exc)) from None
     tokenizer.model_max_length = 10**9  # truncation is ours (and counted), not the tokenizer's
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -15,9 +15,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from harness.errors import HarnessError
 from harness.models.backend import Backend
 from harness.requests import GenerationRequest, LoglikelihoodRequest, LoglikelihoodResult
-from harness.tokenization import rolling_windows, split_context_continuation
+from harness.tokenization import rolling_windows, split_context_continuation, tokenizer_adds_bos, with_bos
 
 T = TypeVar("T")
 Progress = Callable[[int], None]
@@ -100,7 +101,7 @@ class LanguageModel:
     """A tokenizer plus a backend, answering the three request types in batches."""
 
     def __init__(self, name: str, tokenizer: Any, backend: Backend, batch_size: int = 8,
-                 rolling_context: int = 1) -> None:
+                 rolling_context: int = 1, add_bos_token: bool | None = None) -> None:
         self.name = name
         self.tokenizer = tokenizer
         self.backend = backend
@@ -116,12 +117,22 @@ class LanguageModel:
         bos = getattr(tokenizer, "bos_token_id", None)
         self.eos_token_id: int | None = eos
         self.prefix_token_id: int = bos if bos is not None else (eos if eos is not None else 0)
+        # BOS before every context: the tokenizer's own choice unless --(no-)add-bos-token says
+        if add_bos_token is None:
+            add_bos_token = tokenizer_adds_bos(tokenizer)
+        elif add_bos_token and bos is None:
+            raise HarnessError(f"--add-bos-token: the tokenizer of '{name}' has no BOS token; "
+                               "drop the option or use a tokenizer that defines bos_token")
+        self.add_bos_token: bool = add_bos_token
+        self.encode_context = (with_bos(self.encode, bos, getattr(tokenizer, "bos_token", None))
+                               if add_bos_token else self.encode)
 
     @property
     def max_length(self) -> int:
         return self.backend.max_length
 
     def encode(self, text: str) -> list[int]:
+        """Token ids of `text`, no special tokens added (`encode_context` adds BOS where wanted)."""
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def decode(self, tokens: Sequence[int]) -> str:
@@ -131,11 +142,13 @@ class LanguageModel:
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest],
                       progress: Progress | None = None) -> list[LoglikelihoodResult]:
         """log P(continuation | context) and greedy-ness for each request."""
-        pairs = [
-            split_context_continuation(self.encode, r.context, r.continuation, self.prefix_token_id)
-            for r in requests
-        ]
-        return self.loglikelihood_tokens(pairs, progress)
+        return self.loglikelihood_tokens(self.loglikelihood_pairs(requests), progress)
+
+    def loglikelihood_pairs(self, requests: Sequence[LoglikelihoodRequest]
+                            ) -> list[tuple[list[int], list[int]]]:
+        """(context ids, continuation ids) of each request, BOS first where `add_bos_token`."""
+        return [split_context_continuation(self.encode, r.context, r.continuation, self.prefix_token_id,
+                                           self.encode_context) for r in requests]
 
     def loglikelihood_tokens(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
                              progress: Progress | None = None) -> list[LoglikelihoodResult]:
@@ -228,7 +241,7 @@ class LanguageModel:
         windows: list[tuple[list[int], list[int]]] = []
         owner: list[int] = []
         for i, text in enumerate(texts):
-            for pair in rolling_windows(self.encode(text), self.prefix_token_id, self.max_length,
+            for pair in rolling_windows(self.encode_context(text), self.prefix_token_id, self.max_length,
                                         self.rolling_context):
                 windows.append(pair)
                 owner.append(i)
@@ -273,7 +286,7 @@ class LanguageModel:
         return [outputs[k] for k in inverse]
 
     def _generation_prompt(self, request: GenerationRequest) -> list[int]:
-        tokens = self.encode(request.context) or [self.prefix_token_id]
+        tokens = self.encode_context(request.context) or [self.prefix_token_id]
         room = self.max_length - request.max_new_tokens
         if room < 1:
             raise ValueError(f"max_new_tokens={request.max_new_tokens} leaves no room for a prompt")
