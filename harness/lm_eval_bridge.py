@@ -17,7 +17,6 @@ torch) is imported, so with `backend=mindnlp` lm-eval itself runs on mindnlp's t
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
@@ -71,14 +70,9 @@ class HarnessLM(LM):
                                "cache_file, add_bos_token")
         self.pretrained = str(pretrained)
         self.device_name = harness_device(device)
-        options: dict[str, Any] = {}
-        if add_bos_token is not None:
-            if "add_bos_token" not in inspect.signature(models.load).parameters:
-                raise HarnessError("add_bos_token is not supported by this version of harness's model "
-                                   "loader; leave it out (the tokenizer's own setting applies)")
-            options["add_bos_token"] = _flag(add_bos_token)
         self.lm = models.load(self.pretrained, str(backend), self.device_name, str(dtype),
-                              _batch_size(batch_size), **options)
+                              _batch_size(batch_size),
+                              add_bos_token=None if add_bos_token is None else _flag(add_bos_token))
         self._attach_cache(_flag(cache), cache_file)
 
     # ------------------------------------------------------------------ cache
