@@ -215,7 +215,8 @@ def evaluate(lm: LanguageModel, task: Task, settings: RunSettings, progress_fact
     for owner, request, answer in zip(owners, requests, answers, strict=True):
         grouped[owner].append(answer)
         asked[owner].append(request)
-    outcomes = [adapter.outcome(task, docs[i], res) for i, res in zip(kept, grouped, strict=True)]
+    outcomes = [adapter.outcome(task, docs[i], res, req)
+                for i, res, req in zip(kept, grouped, asked, strict=True)]
     scorers = make_scorers(task)
     items = score_items(scorers, outcomes)
     metrics, samples = score(task, outcomes, [contexts[i] for i in kept], kept, (scorers, items))

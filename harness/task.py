@@ -64,7 +64,8 @@ class Adapter:
     def requests(self, task: Task, doc: Doc, prompt: str, delimiter: str) -> list[Request]:
         raise NotImplementedError
 
-    def outcome(self, task: Task, doc: Doc, results: list[Any]) -> Outcome:
+    def outcome(self, task: Task, doc: Doc, results: list[Any], requests: Sequence[Request] = ()) -> Outcome:
+        """`results`: the model's answers to `requests` (what `requests` returned), in order."""
         raise NotImplementedError
 
 
@@ -82,7 +83,7 @@ class Generate(Adapter):
         return [GenerationRequest(prompt, self.until, self.max_new_tokens, self.top_k,
                                   seed=doc.get("_seed", 0))]
 
-    def outcome(self, task, doc, results):
+    def outcome(self, task, doc, results, requests=()):
         return Outcome(prediction=self.postprocess(results[0]), references=task.references(doc),
                        extra={"raw_output": results[0]})
 
@@ -96,7 +97,7 @@ class Loglikelihood(Adapter):
     def requests(self, task, doc, prompt, delimiter):
         return [LoglikelihoodRequest(prompt, delimiter + task.references(doc)[0])]
 
-    def outcome(self, task, doc, results):
+    def outcome(self, task, doc, results, requests=()):
         r = results[0]
         return Outcome(prediction=r.is_greedy, references=task.references(doc), logprob=r.logprob,
                        is_greedy=r.is_greedy, n_tokens=r.n_tokens)
@@ -119,7 +120,7 @@ class MultipleChoice(Adapter):
     def requests(self, task, doc, prompt, delimiter):
         return [LoglikelihoodRequest(prompt, delimiter + c) for c in task.choices(doc)]
 
-    def outcome(self, task, doc, results):
+    def outcome(self, task, doc, results, requests=()):
         logprobs = [r.logprob for r in results]
         choices = task.choices(doc)
         best = max(range(len(logprobs)), key=lambda i: logprobs[i])
@@ -139,11 +140,13 @@ class Rolling(Adapter):
     def requests(self, task, doc, prompt, delimiter):
         return [RollingRequest(prompt)]
 
-    def outcome(self, task, doc, results):
+    def outcome(self, task, doc, results, requests=()):
         r = results[0]
-        # `_counts` (e.g. words and bytes of the original text) are the perplexity denominators.
+        # `text`: what was scored (the rendered document); `_counts` (e.g. words and bytes of the
+        # original text) are the perplexity denominators.
+        text = requests[0].text if requests else ""
         return Outcome(logprob=r.logprob, n_tokens=r.n_tokens, references=[],
-                       extra={"text": doc.get("_rendered", ""), **doc.get("_counts", {})})
+                       extra={"text": text, **doc.get("_counts", {})})
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,7 @@ class PartialChoice(Adapter):
         remainder = delimiter + task.references(doc)[0]
         return [LoglikelihoodRequest(prompt + c, remainder) for c in task.choices(doc)]
 
-    def outcome(self, task, doc, results):
+    def outcome(self, task, doc, results, requests=()):
         logprobs = [r.logprob for r in results]
         best = max(range(len(logprobs)), key=lambda i: logprobs[i])
         remainder = task.references(doc)[0]

@@ -199,6 +199,17 @@ def test_wikitext_articles_and_word_perplexity(tiny_lm, registry, tmp_path):
     assert raw.metrics["word_perplexity"]["value"] != run.metrics["word_perplexity"]["value"]
 
 
+def test_rolling_samples_log_the_text_that_was_scored(tiny_lm, registry, tmp_path):
+    path = tmp_path / "wiki.test.tokens"
+    path.write_text(WIKI, encoding="utf-8")
+    run = _run(tiny_lm, registry, "wikitext-2", str(path))
+    task = registry.get("wikitext-2")
+    texts = [d["detokenized"] for d in task.group(task.prepare({"text": WIKI}))]
+    assert [s["text"] for s in run.samples] == texts  # not "" (issue 17, part 6)
+    assert [s["text"] for s in run.samples] == [s["prompt"] for s in run.samples]
+    assert [s["text"] for s in run.samples] == [r[0].text for r in run.requests]
+
+
 def test_wikitext_103_reads_hub_style_pages(tiny_lm, registry, tmp_path):
     pages = [{"page": WIKI.split(" \n = Tower")[0] + " \n"}, {"page": " = Tower Building = \n \n Tall . \n"}]
     run = _run(tiny_lm, registry, "wikitext-103", _jsonl(tmp_path / "pages.jsonl", pages), template="lm-eval")
