@@ -222,8 +222,8 @@ def merge_command(folders: tuple[Path, ...], output_dir: Path | None) -> None:
         raise HarnessError(f"no complete shard set to merge under {', '.join(map(str, folders))}")
     for folder, record, samples in merged:
         path = write_merged(folder, record, samples, output_dir)
-        click.echo(f"wrote {path} (merged from {record['merged_from']['count']} shards)", err=True)
-    header, rows = build_table([record for _, record, _ in merged])
+        click.echo(f"wrote {path} (merged from {record.merged_from['count']} shards)", err=True)
+    header, rows = build_table([record.to_dict() for _, record, _ in merged])
     click.echo(render(header, rows))
 
 

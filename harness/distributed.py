@@ -23,10 +23,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
 from harness.shard import Shard
+
+if TYPE_CHECKING:
+    from harness.results import ResultRecord
 
 PREFIX = "harness/"
 TIMEOUT_ENV = "HARNESS_GATHER_TIMEOUT"
@@ -84,10 +87,10 @@ class Cluster:
         return f"{PREFIX}{self.launch}/{label}/{rank}"
 
     def send(self, label: str, payload: dict[str, Any]) -> None:
-        from harness.results import _json_default
+        from harness.results import json_default
 
         self.store.set(self._key(label, self.rank),
-                       json.dumps(payload, default=_json_default, ensure_ascii=False))
+                       json.dumps(payload, default=json_default, ensure_ascii=False))
 
     def send_error(self, label: str, exc: BaseException) -> None:
         """Tell rank 0 that this rank has no result for `label` (so it does not wait)."""
@@ -197,37 +200,36 @@ def label_of(record: dict[str, Any]) -> str:
     return label(record["model"]["name"], record["task"]["name"], record["task"]["template"]["name"])
 
 
-def finish_shard(run, lm, request, record: dict[str, Any], cluster: Cluster | None,
-                 echo) -> tuple[list[Path], dict[str, Any] | None]:
+def finish_shard(run, lm, request, record: ResultRecord, cluster: Cluster | None,
+                 echo) -> tuple[list[Path], ResultRecord | None]:
     """Write this process's partial result; under msrun, rank 0 also gathers and merges.
     Returns (files written, the merged record where one was written here)."""
     from harness.merge import check, merge_records
-    from harness.results import _json_default, write_new, write_result
+    from harness.results import write_new, write_result
     from harness.shard import partial, run_key, shard_file_stem
 
     plan = run.shard
-    partial(record, run, lm, request.log_samples)
+    record = partial(record, run, lm, request.log_samples)
     if cluster is not None:
-        record["shard"]["launch"] = cluster.launch
-        record["shard"]["device"] = cluster.device
-    folder = (Path(request.output_dir) / record["model"]["name"] / record["task"]["name"] / "shards"
-              / (cluster.launch if cluster is not None else run_key(record)))
-    path = write_new(folder, shard_file_stem(plan.shard), ".json",
-                     json.dumps(record, indent=2, default=_json_default, ensure_ascii=False) + "\n")
+        record.shard["launch"] = cluster.launch
+        record.shard["device"] = cluster.device
+    data = record.to_dict()
+    folder = (Path(request.output_dir) / record.model["name"] / record.task["name"] / "shards"
+              / (cluster.launch if cluster is not None else run_key(data)))
+    path = write_new(folder, shard_file_stem(plan.shard), ".json", record.to_json())
     echo(f"wrote shard {plan.shard} ({len(plan.examples)} of {plan.n_total} examples, "
          f"{plan.prompt_tokens} of {plan.total_prompt_tokens} prompt tokens): {path}", err=True)
     if cluster is None:
         echo(f"when all {plan.shard.count} shards are written: harness merge {folder}", err=True)
         return [path], None
-    key = label_of(record)
+    key = label_of(data)
     if cluster.rank != 0:
-        cluster.send(key, record)
+        cluster.send(key, data)
         return [path], None
     others = cluster.collect(key)
     names = [f"rank {r}" for r in range(cluster.size)]
-    records = check(list(zip(names, [record, *others], strict=True)), f"msrun launch {cluster.launch}")
+    records = check(list(zip(names, [data, *others], strict=True)), f"msrun launch {cluster.launch}")
     merged, samples = merge_records(records, run.task)
-    final = write_result(request.output_dir, record["model"]["name"], record["task"]["name"], merged,
-                         samples)
+    final = write_result(request.output_dir, merged.model["name"], merged.task["name"], merged, samples)
     echo(f"wrote {final} (merged from {cluster.size} ranks)", err=True)
     return [path, final], merged

@@ -22,7 +22,7 @@ from typing import Any
 from harness import __version__
 from harness.models.lm import LanguageModel
 from harness.requests import GenerationRequest, LoglikelihoodRequest, LoglikelihoodResult, RollingRequest
-from harness.results import _json_default, package_versions, write_new
+from harness.results import json_default, package_versions, write_new
 from harness.runner import TaskRun
 
 FILTER = "none"  # lm-eval's filter name when a task defines no filter_list
@@ -154,7 +154,7 @@ def build_samples(run: TaskRun) -> list[dict[str, Any]]:
             "filtered_resps": responses,
             "filter": FILTER,
             "metrics": metric_names,
-            "doc_hash": _hash(json.dumps(shown, indent=2, default=_json_default, ensure_ascii=False)),
+            "doc_hash": _hash(json.dumps(shown, indent=2, default=json_default, ensure_ascii=False)),
             "prompt_hash": _hash(first), "target_hash": _hash(target),
         }
         for name in metric_names:
@@ -172,9 +172,9 @@ def write_lm_eval(output_dir: Path, lm: LanguageModel, finished: list[tuple[Task
     written = []
     if log_samples:
         for run, _ in finished:
-            lines = "".join(json.dumps(s, default=_json_default, ensure_ascii=False) + "\n"
+            lines = "".join(json.dumps(s, default=json_default, ensure_ascii=False) + "\n"
                             for s in build_samples(run))
             written.append(write_new(folder, f"samples_{run.task.name}_{stamp}", ".jsonl", lines))
-    text = json.dumps(build_results(lm, finished), indent=2, default=_json_default, ensure_ascii=False)
+    text = json.dumps(build_results(lm, finished), indent=2, default=json_default, ensure_ascii=False)
     written.append(write_new(folder, f"results_{stamp}", ".json", text + "\n"))
     return written

@@ -6,13 +6,21 @@ errors cannot be averaged), in global example order, with the very code a single
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.results import write_new, write_result
+from harness.results import (
+    RESULT_SCHEMA,
+    SAMPLES_SUFFIX,
+    SCHEMA_VERSION,
+    ResultRecord,
+    dumps_lines,
+    timestamp,
+    write_new,
+    write_result,
+)
 from harness.shard import identity
 
 SHARD_KEYS = ("index", "count", "method", "n_total", "examples", "prompt_tokens", "items")
@@ -30,7 +38,7 @@ def load_partials(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise HarnessError(f"cannot read {path}: {exc}; delete or fix the file") from None
-        if isinstance(data, dict) and data.get("schema") == "harness.result" and "shard" in data:
+        if isinstance(data, dict) and data.get("schema") == RESULT_SCHEMA and "shard" in data:
             lacking = [k for k in SHARD_KEYS if k not in data["shard"]]
             if lacking:
                 raise HarnessError(f"{path} is not a complete shard result (no {', '.join(lacking)}); "
@@ -47,7 +55,7 @@ def _read(path: Path) -> dict[str, Any] | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    return data if isinstance(data, dict) and data.get("schema") == "harness.result" else None
+    return data if isinstance(data, dict) and data.get("schema") == RESULT_SCHEMA else None
 
 
 def find_shard_sets(root: Path) -> tuple[list[Path], list[Path]]:
@@ -111,9 +119,9 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def merge_records(records: list[dict[str, Any]], task=None) -> tuple[dict[str, Any], list[dict] | None]:
-    """One result from the complete, checked partials (index order), and the merged samples
-    (None unless every shard logged them)."""
+def merge_records(records: list[dict[str, Any]], task=None) -> tuple[ResultRecord, list[dict] | None]:
+    """One result from the complete, checked partials (index order; as their JSON holds them),
+    and the merged samples (None unless every shard logged them)."""
     from harness.runner import make_scorers, metrics_from_items
 
     first = records[0]
@@ -121,29 +129,36 @@ def merge_records(records: list[dict[str, Any]], task=None) -> tuple[dict[str, A
     order = sorted(((i, r, k) for r in records for k, i in enumerate(r["shard"]["examples"])),
                    key=lambda t: t[0])
     items = {name: [r["shard"]["items"][name][k] for _, r, k in order] for name in first["shard"]["items"]}
-    merged = {key: value for key, value in first.items() if key != "shard"}
-    merged["created"] = dt.datetime.now(dt.timezone.utc).isoformat()
-    merged["metrics"] = metrics_from_items(make_scorers(task), items, _signatures(records))
-    merged["n_examples"] = first["shard"]["n_total"]
-    merged["truncated_inputs"] = sum(r.get("truncated_inputs", 0) for r in records)
+    n_examples = first["shard"]["n_total"]
     wall = max(r["timing"]["wall_seconds"] for r in records)  # shards run side by side
     tokens = sum(r["timing"]["tokens"] for r in records)
-    merged["timing"] = {
-        "wall_seconds": wall, "tokens": tokens,
-        "tokens_per_second": round(tokens / wall, 2) if wall else None,
-        "examples_per_second": round(merged["n_examples"] / wall, 3) if wall else None,
-    }
-    merged["merged_from"] = {
-        "count": len(records), "method": first["shard"]["method"],
-        "shards": [{"index": r["shard"]["index"], "n_examples": len(r["shard"]["examples"]),
-                    "prompt_tokens": r["shard"]["prompt_tokens"], "wall_seconds": r["timing"]["wall_seconds"],
-                    "tokens": r["timing"]["tokens"]} for r in records],
-    }
-    if isinstance(first.get("cache"), dict):  # response-cache use adds up over the shards
-        merged["cache"] = {**first["cache"], **{k: sum(r.get("cache", {}).get(k, 0) for r in records)
-                                                for k in ("hits", "computed") if k in first["cache"]}}
-    if isinstance(first.get("notes"), list):
-        merged["notes"] = list(dict.fromkeys(n for r in records for n in r.get("notes", [])))
+    cache = first.get("cache")
+    if isinstance(cache, dict):  # response-cache use adds up over the shards
+        cache = {**cache, **{k: sum(r.get("cache", {}).get(k, 0) for r in records)
+                             for k in ("hits", "computed") if k in cache}}
+    notes = first.get("notes")
+    if isinstance(notes, list):
+        notes = list(dict.fromkeys(n for r in records for n in r.get("notes", [])))
+    merged = ResultRecord(
+        task=first["task"], model=first["model"],
+        metrics=metrics_from_items(make_scorers(task), items, _signatures(records)),
+        n_examples=n_examples,
+        truncated_inputs=sum(r.get("truncated_inputs", 0) for r in records),
+        timing={
+            "wall_seconds": wall, "tokens": tokens,
+            "tokens_per_second": round(tokens / wall, 2) if wall else None,
+            "examples_per_second": round(n_examples / wall, 3) if wall else None,
+        },
+        config=first.get("config"), packages=first.get("packages"), cache=cache, notes=notes,
+        merged_from={
+            "count": len(records), "method": first["shard"]["method"],
+            "shards": [{"index": r["shard"]["index"], "n_examples": len(r["shard"]["examples"]),
+                        "prompt_tokens": r["shard"]["prompt_tokens"],
+                        "wall_seconds": r["timing"]["wall_seconds"], "tokens": r["timing"]["tokens"]}
+                       for r in records],
+        },
+        schema=first.get("schema", RESULT_SCHEMA), schema_version=first.get("schema_version", SCHEMA_VERSION),
+    )
     samples = None
     if all("samples" in r["shard"] for r in records):
         samples = sorted((s for r in records for s in r["shard"]["samples"]), key=lambda s: s["index"])
@@ -173,35 +188,30 @@ def _task(record: dict[str, Any]):
     return task
 
 
-def prepare(folder: Path) -> tuple[dict[str, Any], list[dict] | None]:
+def prepare(folder: Path) -> tuple[ResultRecord, list[dict] | None]:
     """The merged result of the shards in `folder` (and its samples), checked, not yet written."""
     records = check([(p.name, r) for p, r in load_partials(folder)], str(folder))
     return merge_records(records)
 
 
-def write_merged(folder: Path, merged: dict[str, Any], samples: list[dict] | None,
+def write_merged(folder: Path, merged: ResultRecord, samples: list[dict] | None,
                  output_dir: Path | None = None) -> Path:
     """Write beside the shards in `folder`, or under `output_dir` as <model>/<task>/<time>.json
     (where `harness run` writes its results)."""
     if output_dir is not None:
-        return write_result(output_dir, merged["model"]["name"], merged["task"]["name"], merged, samples)
+        return write_result(output_dir, merged.model["name"], merged.task["name"], merged, samples)
     return write_beside(Path(folder), merged, samples)
 
 
-def merge_folder(folder: Path, output_dir: Path | None = None) -> tuple[Path, dict[str, Any]]:
+def merge_folder(folder: Path, output_dir: Path | None = None) -> tuple[Path, ResultRecord]:
     """Merge the shards in `folder` and write the result. Returns (path, record)."""
     merged, samples = prepare(folder)
     return write_merged(folder, merged, samples, output_dir), merged
 
 
-def write_beside(folder: Path, record: dict[str, Any], samples: list[dict] | None) -> Path:
+def write_beside(folder: Path, record: ResultRecord, samples: list[dict] | None) -> Path:
     """Write `record` (and its samples) into `folder` atomically, never replacing a file."""
-    from harness.results import _json_default, timestamp
-
-    stem = timestamp()
-    path = write_new(folder, stem, ".json",
-                     json.dumps(record, indent=2, default=_json_default, ensure_ascii=False) + "\n")
+    path = write_new(folder, timestamp(), ".json", record.to_json())
     if samples is not None:
-        lines = "".join(json.dumps(s, default=_json_default, ensure_ascii=False) + "\n" for s in samples)
-        write_new(folder, path.stem, ".samples.jsonl", lines)
+        write_new(folder, path.stem, SAMPLES_SUFFIX, dumps_lines(samples))
     return path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import gc
 import sys
 import time
@@ -19,7 +18,7 @@ from harness.compare.sensitivity import sensitivity_table
 from harness.errors import HarnessError
 from harness.progress import duration
 from harness.registry import discover
-from harness.results import SCHEMA_VERSION, DiskFull, package_versions, write_result
+from harness.results import DiskFull, ResultRecord, package_versions, write_result
 from harness.runner import RunSettings, TaskRun, evaluate, load_documents, template_names
 from harness.session import Session
 from harness.shard import Shard
@@ -77,39 +76,41 @@ def _rate(run: TaskRun) -> str:
     return f"{run.n_examples / run.wall_seconds:.2f}" if run.wall_seconds else "?"
 
 
-def result_record(run: TaskRun, lm: models.LanguageModel, request: RunRequest) -> dict[str, Any]:
+def result_record(run: TaskRun, lm: models.LanguageModel, request: RunRequest,
+                  cache: dict[str, Any] | None = None, notes: list[str] | None = None) -> ResultRecord:
+    """The result of one task run (`cache`, `notes`: the session's account of it)."""
     spec = getattr(lm, "spec", None)
-    return {
-        "schema": "harness.result", "schema_version": SCHEMA_VERSION,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(),
-        "task": {
+    return ResultRecord(
+        task={
             "name": run.task.name, "version": run.task.version, "kind": run.task.adapter.kind,
             "template": {"name": run.template.name, "sha256": run.template.sha256},
             "num_fewshot": request.settings.num_fewshot,
         },
-        "model": {
+        model={
             "name": lm.name, "source": spec.source if spec else lm.name,
             "backend": lm.backend.name, "model_type": _model_type(spec),
             "device": request.device, "dtype": request.dtype,
             "num_parameters": lm.backend.num_parameters(), "max_length": lm.max_length,
             "add_bos_token": lm.add_bos_token,
         },
-        "metrics": run.metrics,
-        "n_examples": run.n_examples,
-        "truncated_inputs": run.truncated,
-        "timing": {
+        metrics=run.metrics,
+        n_examples=run.n_examples,
+        truncated_inputs=run.truncated,
+        timing={
             "wall_seconds": round(run.wall_seconds, 3), "tokens": run.tokens,
             "tokens_per_second": round(run.tokens / run.wall_seconds, 2) if run.wall_seconds else None,
             "examples_per_second": round(run.n_examples / run.wall_seconds, 3) if run.wall_seconds else None,
         },
-        "config": {
+        config={
             **asdict(request.settings), "tasks": request.tasks, "models": request.models,
             "backend": request.backend, "device": request.device, "dtype": request.dtype,
             "batch_size": request.batch_size, "log_samples": request.log_samples,
             "add_bos_token": request.add_bos_token,
         },
-        "packages": package_versions(),
-    }
+        packages=package_versions(),
+        cache=cache,
+        notes=notes,
+    )
 
 
 def run(request: RunRequest, echo=click.echo) -> list[Path]:
@@ -162,7 +163,7 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
     documents = session.preflight(tasks, lambda task: load_documents(task, dataclasses.replace(
         request.settings, data_files=data_files_for(request.settings.data_files, task.name))), single)
     written: list[Path] = []
-    records: list[dict] = []
+    records: list[dict] = []  # every result of this run, as written (for the closing tables)
     engines.prepare(backends, request.device)  # mindnlp first, whatever the order of the models
     cluster = distributed.join(backends, request.device, request.shard) if distributed.role() else None
     shard = cluster.shard if cluster else request.shard
@@ -197,8 +198,8 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
                     continue
                 note(f"{lm.name} {label}: {task_run.n_examples} examples in "
                      f"{duration(task_run.wall_seconds)} ({_rate(task_run)} examples/s)")
-                record = result_record(task_run, lm, request)
-                record.update(session.extras(lm, before, label, task_run.truncated))
+                cache, notes = session.cache_and_notes(lm, before, label, task_run.truncated)
+                record = result_record(task_run, lm, request, cache, notes)
                 if shard is not None:  # a partial result; under msrun rank 0 also merges them all
                     try:
                         paths, merged = distributed.finish_shard(task_run, lm, request, record, cluster, echo)
@@ -206,10 +207,10 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
                         session.fail(label, lm.name, exc, single)
                         continue
                     written += paths
-                    records += [merged] if merged else []
+                    records += [merged.to_dict()] if merged else []
                     continue
-                records.append(record)
-                finished.append((task_run, record))
+                records.append(record.to_dict())
+                finished.append((task_run, record.to_dict()))
                 if request.output_format == "lm-eval":
                     continue
                 try:

@@ -1,4 +1,7 @@
-"""Result files: one JSON per (model, task) run, written atomically and never overwritten."""
+"""Result files: one JSON per (model, task) run, written atomically and never overwritten.
+
+`ResultRecord` is the schema of that JSON (run, partial `--shard` result and merge alike);
+`dumps` is the one way a result becomes text."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -37,12 +41,73 @@ def package_versions() -> dict[str, str | None]:
     return found
 
 
-def _json_default(obj: Any) -> Any:
+RESULT_SCHEMA = "harness.result"
+
+
+def now_iso() -> str:
+    """The `created` time of a result: UTC, ISO 8601."""
+    return dt.datetime.now(dt.timezone.utc).isoformat()
+
+
+@dataclass
+class ResultRecord:
+    """One result file's content: what ran (`task`, `model`, `config`, `packages`), what it
+    scored (`metrics` over `n_examples`), and how (`timing`, `cache`, `notes`). A partial result
+    of a `--shard` run adds `shard` (what `harness merge` needs); a merged result adds
+    `merged_from`. Fields left None are not written. The JSON keys follow `RECORD_KEYS`."""
+
+    task: dict[str, Any]
+    model: dict[str, Any]
+    metrics: dict[str, dict[str, Any]]
+    n_examples: int
+    truncated_inputs: int
+    timing: dict[str, Any]
+    config: dict[str, Any]
+    packages: dict[str, str | None]
+    cache: dict[str, Any] | None = None
+    notes: list[str] | None = None
+    shard: dict[str, Any] | None = None
+    merged_from: dict[str, Any] | None = None
+    samples_file: str | None = None
+    created: str = field(default_factory=now_iso)
+    schema: str = RESULT_SCHEMA
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as its JSON file holds it (key order as `RECORD_KEYS`)."""
+        return {key: getattr(self, key) for key in RECORD_KEYS if getattr(self, key) is not None}
+
+    def to_json(self) -> str:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResultRecord:
+        """A record read back from its JSON (a partial result, for `harness merge`)."""
+        return cls(**{key: data[key] for key in RECORD_KEYS if key in data})
+
+
+RECORD_KEYS = ("schema", "schema_version", "created", "task", "model", "metrics", "n_examples",
+               "truncated_inputs", "timing", "config", "packages", "cache", "notes", "shard",
+               "merged_from", "samples_file")
+
+
+def json_default(obj: Any) -> Any:
+    """`json.dumps`'s fallback for what results hold beside plain JSON: numpy scalars, paths."""
     if hasattr(obj, "item"):  # numpy scalars
         return obj.item()
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def dumps(obj: Any) -> str:
+    """A result file's text: indented JSON, non-ASCII kept, a final newline."""
+    return json.dumps(obj, indent=2, default=json_default, ensure_ascii=False) + "\n"
+
+
+def dumps_lines(rows: list[dict]) -> str:
+    """A samples log's text: one JSON object per line."""
+    return "".join(json.dumps(row, default=json_default, ensure_ascii=False) + "\n" for row in rows)
 
 
 class DiskFull(HarnessError):
@@ -138,7 +203,7 @@ def _write_pair(folder: Path, stem: str, result: dict, lines: str) -> Path:
                 continue
             try:
                 result["samples_file"] = samples_path.name
-                text = json.dumps(result, indent=2, default=_json_default, ensure_ascii=False) + "\n"
+                text = dumps(result)
                 result_tmp = _write_temp(folder, ".json", text, result_path)
                 try:
                     os.link(result_tmp, result_path)
@@ -234,11 +299,13 @@ def timestamp() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H-%M-%S-%fZ")
 
 
-def write_result(output_dir: Path, model: str, task: str, result: dict,
+def write_result(output_dir: Path, model: str, task: str, result: ResultRecord | dict[str, Any],
                  samples: list[dict] | None = None) -> Path:
     """Write `results/<model>/<task>/<timestamp>.json` (+ `.samples.jsonl` beside it, named in
     the result's `samples_file`): both appear, or neither. What writers killed mid-write left in
     that folder is removed first."""
+    if isinstance(result, ResultRecord):
+        result = result.to_dict()
     folder = Path(output_dir) / model / task
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -248,10 +315,8 @@ def write_result(output_dir: Path, model: str, task: str, result: dict,
         raise
     clean_stale(folder)
     if samples is None:
-        return write_new(folder, timestamp(), ".json", json.dumps(result, indent=2, default=_json_default,
-                                                                  ensure_ascii=False) + "\n")
-    lines = "".join(json.dumps(s, default=_json_default, ensure_ascii=False) + "\n" for s in samples)
-    return _write_pair(folder, timestamp(), result, lines)
+        return write_new(folder, timestamp(), ".json", dumps(result))
+    return _write_pair(folder, timestamp(), result, dumps_lines(samples))
 
 
 def _warn_stderr(line: str) -> None:
@@ -302,7 +367,7 @@ def find_results(folder: Path, warn: Callable[[str], None] | None = _warn_stderr
                 warn(f"warning: skipped {path}: not readable JSON ({_first_line(exc)})")
             continue
         looks_like_result = isinstance(data, dict) and (
-            data.get("schema") == "harness.result" or ("schema" not in data and "metrics" in data))
+            data.get("schema") == RESULT_SCHEMA or ("schema" not in data and "metrics" in data))
         if not looks_like_result or "shard" in data:
             continue
         problem = result_problem(data)

@@ -217,9 +217,10 @@ class Session:
         layer: CacheLayer = lm.cache_layer  # type: ignore[attr-defined]
         return layer.hits, layer.computed, len(lm.stats.notes)
 
-    def extras(self, lm: LanguageModel, before: tuple[int, int, int], task: str,
-               truncated: int) -> dict[str, Any]:
-        """Result fields of one task run: cache use and notes (and the truncation warning)."""
+    def cache_and_notes(self, lm: LanguageModel, before: tuple[int, int, int], task: str,
+                        truncated: int) -> tuple[dict[str, Any], list[str]]:
+        """The `cache` and `notes` fields of one task run's result (and the truncation warning,
+        once per session)."""
         hits, computed, notes = self.counters(lm)
         self.written += 1
         if truncated and not self.warned_truncation:
@@ -228,11 +229,9 @@ class Session:
                       f"{lm.name} ({lm.max_length} tokens) and were truncated from the left; each "
                       "result counts them in truncated_inputs (this warning is shown once)", err=True)
         layer: CacheLayer = lm.cache_layer  # type: ignore[attr-defined]
-        return {
-            "cache": {"enabled": layer.enabled, "file": str(self.cache_file) if layer.enabled else None,
-                      "hits": hits - before[0], "computed": computed - before[1]},
-            "notes": lm.stats.notes[before[2]:],
-        }
+        cache = {"enabled": layer.enabled, "file": str(self.cache_file) if layer.enabled else None,
+                 "hits": hits - before[0], "computed": computed - before[1]}
+        return cache, lm.stats.notes[before[2]:]
 
     # ------------------------------------------------------------------ end
     def _warn(self, line: str) -> None:

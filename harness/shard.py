@@ -10,15 +10,19 @@ example i do not depend on the shard it lands in.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import heapq
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.results import ResultRecord
 
 SPLIT_METHOD = "greedy-prompt-tokens/1"
 LOCATIONS = ("source", "data_files")  # paths: they may differ between machines
@@ -128,11 +132,11 @@ def model_fingerprint(lm: Any, model_block: dict[str, Any]) -> str:
     return sha256_json(parts)
 
 
-def partial(record: dict[str, Any], run: Any, lm: Any, log_samples: bool) -> dict[str, Any]:
-    """Turn the result record of a sharded `TaskRun` into a partial result (adds `shard`)."""
-    record["shard"] = run.shard.block(run.items, run.samples if log_samples else None)
-    record["shard"]["model_fingerprint"] = model_fingerprint(lm, record["model"])
-    return record
+def partial(record: ResultRecord, run: Any, lm: Any, log_samples: bool) -> ResultRecord:
+    """The partial result of a sharded `TaskRun`: its result record with the `shard` block."""
+    block = run.shard.block(run.items, run.samples if log_samples else None)
+    block["model_fingerprint"] = model_fingerprint(lm, record.model)
+    return dataclasses.replace(record, shard=block)
 
 
 def identity(record: dict[str, Any]) -> dict[str, Any]:

@@ -278,10 +278,10 @@ def test_multiple_choice_shards_merge_exactly(tiny_lm, tmp_path):
     records = []
     for index in range(3):
         part = evaluate(tiny_lm, task, settings, shard=Shard(index, 3))
-        records.append(partial(result_record(part, tiny_lm, request), part, tiny_lm, True))
+        records.append(partial(result_record(part, tiny_lm, request), part, tiny_lm, True).to_dict())
     checked = check([(f"shard {r['shard']['index']}", r) for r in reversed(records)], "test")
     merged, samples = merge_records(checked, task)
-    assert merged["metrics"] == single.metrics and merged["n_examples"] == 5
+    assert merged.metrics == single.metrics and merged.n_examples == 5
     assert samples == single.samples  # the choices' log-likelihoods, exactly
 
 
