@@ -199,8 +199,8 @@ class Renderer:
 class TargetLoglikelihood(Loglikelihood):
     """lm-eval's `loglikelihood`: the target is scored right after the prompt, as written."""
 
-    def requests(self, task, doc, prompt, delimiter):
-        return Loglikelihood.requests(self, task, doc, prompt, "")
+    def requests(self, task, doc, prompt, delimiter, seed=0):
+        return Loglikelihood.requests(self, task, doc, prompt, "", seed)
 
 
 class LmEvalExactMatch(MeanScorer):

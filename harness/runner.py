@@ -16,7 +16,7 @@ from harness.prompts import PromptTemplate, load_template
 from harness.requests import GenerationRequest, LoglikelihoodRequest, RollingRequest
 from harness.scorers.base import Outcome, Scorer
 from harness.shard import Shard, ShardPlan, select
-from harness.task import Doc, Generate, Task
+from harness.task import Doc, Generate, Request, Task
 
 
 @dataclass(frozen=True)
@@ -140,89 +140,129 @@ def rolling_context_for(max_length: int, stride: int) -> int:
     return max_length - stride + 1
 
 
-def _answer(lm: LanguageModel, requests: list[Any], progress) -> list[Any]:
-    """Send each request type to the model in one batch call; answers in request order."""
-    answers: list[Any] = [None] * len(requests)
+@dataclass(frozen=True)
+class Example:
+    """One example as built: its number in the whole run (its seed and few-shot draw follow
+    it, whichever shard evaluates it), its document, and the prompt rendered for it."""
+
+    index: int
+    doc: Doc
+    prompt: str
+
+
+@dataclass
+class RequestState:
+    """One request on its way through a run, as HELM's `RequestState`: the example it asks
+    about (`Example.index`), the request, and the model's answer once executed."""
+
+    example: int
+    request: Request
+    answer: Any = None
+
+
+def _requests_of(adapter, task: Task, example: Example, delimiter: str,
+                 settings: RunSettings) -> list[Request]:
+    """The adapter's requests for one example; a field the example lacks is bad data."""
+    seed = settings.seed + example.index
+    try:
+        return adapter.requests(task, example.doc, example.prompt, delimiter, seed=seed)
+    except KeyError as exc:
+        origin = settings.data_files or (task.hub.path if task.hub else "the data")
+        fields = ", ".join(sorted(k for k in example.doc if not k.startswith("_")))
+        raise HarnessError(f"{origin} example {example.index + 1}: no field {exc}, which task '{task.name}' "
+                           f"needs (the example has: {fields})") from None
+
+
+def build(task: Task, adapter, template: PromptTemplate, documents: tuple[list[Doc], list[Doc], bool],
+          settings: RunSettings) -> tuple[list[Example], list[RequestState]]:
+    """Stage 1: every example's prompt (few-shot context included) and requests, in order."""
+    docs, pool, same = documents
+    target_delim = template.settings.get("target_delimiter", task.target_delimiter)
+    examples: list[Example] = []
+    states: list[RequestState] = []
+    for i, doc in enumerate(docs):
+        shots = sample_shots(pool, settings.num_fewshot, settings.seed, i, same)
+        example = Example(i, doc, render_context(task, template, doc, shots))
+        examples.append(example)
+        states += [RequestState(i, r) for r in _requests_of(adapter, task, example, target_delim, settings)]
+    return examples, states
+
+
+def keep_shard(lm: LanguageModel, examples: list[Example], states: list[RequestState],
+               shard: Shard) -> tuple[ShardPlan, list[Example], list[RequestState]]:
+    """This shard's plan, examples and requests (examples keep their index in the whole run)."""
+    plan, _, _ = select(lm.encode, [e.doc for e in examples], [s.request for s in states],
+                        [s.example for s in states], shard)
+    kept = set(plan.examples)
+    return plan, [e for e in examples if e.index in kept], [s for s in states if s.example in kept]
+
+
+def execute(lm: LanguageModel, states: list[RequestState], progress=None) -> None:
+    """Stage 2: fill in every answer, sending each request type to the model in one batch call."""
     kinds = {
         LoglikelihoodRequest: lm.loglikelihood,
         GenerationRequest: lm.generate,
         RollingRequest: lambda reqs, progress: lm.loglikelihood_rolling([r.text for r in reqs], progress),
     }
     for kind, method in kinds.items():
-        idx = [i for i, r in enumerate(requests) if isinstance(r, kind)]
-        if idx:
-            for i, answer in zip(idx, method([requests[i] for i in idx], progress=progress), strict=True):
-                answers[i] = answer
-    return answers
+        batch = [s for s in states if isinstance(s.request, kind)]
+        if batch:
+            answers = method([s.request for s in batch], progress=progress)
+            for state, answer in zip(batch, answers, strict=True):
+                state.answer = answer
 
 
-def _requests_of(adapter, task: Task, doc: Doc, context: str, delimiter: str, index: int,
-                 settings: RunSettings) -> list[Any]:
-    """The adapter's requests for one example; a field the example lacks is bad data."""
-    try:
-        return adapter.requests(task, doc, context, delimiter)
-    except KeyError as exc:
-        origin = settings.data_files or (task.hub.path if task.hub else "the data")
-        fields = ", ".join(sorted(k for k in doc if not k.startswith("_")))
-        raise HarnessError(f"{origin} example {index + 1}: no field {exc}, which task '{task.name}' "
-                           f"needs (the example has: {fields})") from None
+def by_example(examples: list[Example], states: list[RequestState]) -> list[list[RequestState]]:
+    """Each example's requests, in the order its adapter made them."""
+    position = {e.index: k for k, e in enumerate(examples)}
+    grouped: list[list[RequestState]] = [[] for _ in examples]
+    for state in states:
+        grouped[position[state.example]].append(state)
+    return grouped
 
 
 def evaluate(lm: LanguageModel, task: Task, settings: RunSettings, progress_factory=None,
              shard: Shard | None = None,
              documents: tuple[list[Doc], list[Doc], bool] | None = None) -> TaskRun:
-    """Run `task` on `lm` and score it (only `shard`'s examples when given; `documents`:
-    what `load_documents` returned, when the caller read them already)."""
+    """Run `task` on `lm` and score it: build → execute → score (only `shard`'s examples when
+    given; `documents`: what `load_documents` returned, when the caller read them already)."""
     template = template_for(task, settings.template)
     if settings.num_fewshot and task.adapter.no_fewshot:
         raise HarnessError(f"task '{task.name}' {task.adapter.no_fewshot}; --num-fewshot does not apply")
-    docs, pool, same = documents if documents is not None else load_documents(task, settings)
+    documents = documents if documents is not None else load_documents(task, settings)
     adapter = task.adapter
     if settings.max_new_tokens is not None and isinstance(adapter, Generate):
         adapter = dataclasses.replace(adapter, max_new_tokens=settings.max_new_tokens)
-    target_delim = template.settings.get("target_delimiter", task.target_delimiter)
-    requests: list[Any] = []
-    owners: list[int] = []
-    contexts: list[str] = []
-    for i, doc in enumerate(docs):
-        doc = {**doc, "_seed": settings.seed + i}
-        shots = sample_shots(pool, settings.num_fewshot, settings.seed, i, same)
-        context = render_context(task, template, doc, shots)
-        contexts.append(context)
-        for request in _requests_of(adapter, task, doc, context, target_delim, i, settings):
-            requests.append(request)
-            owners.append(i)
-    plan, kept = None, list(range(len(docs)))
+    examples, states = build(task, adapter, template, documents, settings)
+    plan = None
     if shard is not None:  # examples keep their global index, so seeds and shots do not move
-        plan, requests, owners = select(lm.encode, docs, requests, owners, shard)
-        kept = plan.examples
+        plan, examples, states = keep_shard(lm, examples, states, shard)
     stats_before = (lm.stats.tokens, lm.stats.truncated)
     start = time.perf_counter()
-    progress = (progress_factory(len(requests), f"{lm.name} {task.name}", examples=len(kept))
+    progress = (progress_factory(len(states), f"{lm.name} {task.name}", examples=len(examples))
                 if progress_factory else None)  # counts examples; the model reports requests
     saved_context = lm.rolling_context
     if settings.rolling_stride is not None:
         lm.rolling_context = rolling_context_for(lm.max_length, settings.rolling_stride)
     try:
-        answers = _answer(lm, requests, progress.update if progress else None)
+        execute(lm, states, progress.update if progress else None)
     finally:
         lm.rolling_context = saved_context
         if progress:  # closed even on Ctrl-C, so that the next line starts on a fresh line
             progress.close()
     wall = time.perf_counter() - start
-    grouped: list[list[Any]] = [[] for _ in kept]  # owners are positions in `kept`
-    asked: list[list[Any]] = [[] for _ in kept]
-    for owner, request, answer in zip(owners, requests, answers, strict=True):
-        grouped[owner].append(answer)
-        asked[owner].append(request)
-    outcomes = [adapter.outcome(task, docs[i], res, req)
-                for i, res, req in zip(kept, grouped, asked, strict=True)]
+    grouped = by_example(examples, states)
+    asked = [[s.request for s in group] for group in grouped]
+    answers = [[s.answer for s in group] for group in grouped]
+    # stage 3: score
+    outcomes = [adapter.outcome(task, e.doc, a, r) for e, a, r in zip(examples, answers, asked, strict=True)]
     scorers = make_scorers(task)
     items = score_items(scorers, outcomes)
-    metrics, samples = score(task, outcomes, [contexts[i] for i in kept], kept, (scorers, items))
-    return TaskRun(task, template, metrics, samples, len(kept), wall,
+    metrics, samples = score(task, outcomes, [e.prompt for e in examples], [e.index for e in examples],
+                             (scorers, items))
+    return TaskRun(task, template, metrics, samples, len(examples), wall,
                    lm.stats.tokens - stats_before[0], lm.stats.truncated - stats_before[1], items, plan,
-                   [docs[i] for i in kept], asked, grouped)
+                   [e.doc for e in examples], asked, answers)
 
 
 def make_scorers(task: Task) -> list[Scorer]:

@@ -61,7 +61,8 @@ class Adapter:
     kind: str = ""
     no_fewshot: str = ""  # why --num-fewshot does not apply to this adapter ("" where it does)
 
-    def requests(self, task: Task, doc: Doc, prompt: str, delimiter: str) -> list[Request]:
+    def requests(self, task: Task, doc: Doc, prompt: str, delimiter: str, seed: int = 0) -> list[Request]:
+        """The requests that ask the model about `doc` (`seed`: the example's sampling seed)."""
         raise NotImplementedError
 
     def outcome(self, task: Task, doc: Doc, results: list[Any], requests: Sequence[Request] = ()) -> Outcome:
@@ -79,9 +80,8 @@ class Generate(Adapter):
     postprocess: Callable[[str], str] = str.strip
     kind: str = "generate_until"
 
-    def requests(self, task, doc, prompt, delimiter):
-        return [GenerationRequest(prompt, self.until, self.max_new_tokens, self.top_k,
-                                  seed=doc.get("_seed", 0))]
+    def requests(self, task, doc, prompt, delimiter, seed=0):
+        return [GenerationRequest(prompt, self.until, self.max_new_tokens, self.top_k, seed=seed)]
 
     def outcome(self, task, doc, results, requests=()):
         return Outcome(prediction=self.postprocess(results[0]), references=task.references(doc),
@@ -94,7 +94,7 @@ class Loglikelihood(Adapter):
 
     kind: str = "loglikelihood"
 
-    def requests(self, task, doc, prompt, delimiter):
+    def requests(self, task, doc, prompt, delimiter, seed=0):
         return [LoglikelihoodRequest(prompt, delimiter + task.references(doc)[0])]
 
     def outcome(self, task, doc, results, requests=()):
@@ -117,7 +117,7 @@ class MultipleChoice(Adapter):
 
     kind: str = "multiple_choice"
 
-    def requests(self, task, doc, prompt, delimiter):
+    def requests(self, task, doc, prompt, delimiter, seed=0):
         return [LoglikelihoodRequest(prompt, delimiter + c) for c in task.choices(doc)]
 
     def outcome(self, task, doc, results, requests=()):
@@ -137,7 +137,7 @@ class Rolling(Adapter):
     kind: str = "loglikelihood_rolling"
     no_fewshot: str = "scores whole texts"
 
-    def requests(self, task, doc, prompt, delimiter):
+    def requests(self, task, doc, prompt, delimiter, seed=0):
         return [RollingRequest(prompt)]
 
     def outcome(self, task, doc, results, requests=()):
@@ -159,7 +159,7 @@ class PartialChoice(Adapter):
     kind: str = "multiple_choice_partial"
     no_fewshot: str = "uses partial scoring (the context differs per choice)"
 
-    def requests(self, task, doc, prompt, delimiter):
+    def requests(self, task, doc, prompt, delimiter, seed=0):
         remainder = delimiter + task.references(doc)[0]
         return [LoglikelihoodRequest(prompt + c, remainder) for c in task.choices(doc)]
 

@@ -168,7 +168,7 @@ def test_cnn_dailymail_sampling_is_seeded_and_summaries_are_three_sentences(tiny
     assert all(s["prediction"].count("\n") <= 2 for s in first.samples)
     assert set(first.metrics) == {"rouge1", "rouge2", "rougeL"}
     task = registry.get("cnn-dailymail")  # the paper's decoding: top-k 2, 100 tokens, seeded per example
-    request = task.adapter.requests(task, {**task.prepare(rows[0]), "_seed": 42}, "x", "")[0]
+    request = task.adapter.requests(task, task.prepare(rows[0]), "x", "", seed=42)[0]
     assert (request.top_k, request.max_new_tokens, request.seed, request.until) == (2, 100, 42, ())
 
 
