@@ -22,14 +22,10 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.errors import HarnessError
 from harness.shard import Shard
-
-if TYPE_CHECKING:
-    from harness.results import ResultRecord
 
 PREFIX = "harness/"
 TIMEOUT_ENV = "HARNESS_GATHER_TIMEOUT"
@@ -189,47 +185,3 @@ def _launch_id(store: Any, rank: int, timeout: float = 600.0) -> str:
             raise HarnessError(f"rank 0 did not start within {timeout:.0f} s; see its msrun log")
         time.sleep(0.2)
     return raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
-
-
-def label(model: str, task: str, template: str) -> str:
-    """What one partial result is of (the same on every rank)."""
-    return f"{model}/{task}/{template}"
-
-
-def label_of(record: dict[str, Any]) -> str:
-    return label(record["model"]["name"], record["task"]["name"], record["task"]["template"]["name"])
-
-
-def finish_shard(run, lm, request, record: ResultRecord, cluster: Cluster | None,
-                 echo) -> tuple[list[Path], ResultRecord | None]:
-    """Write this process's partial result; under msrun, rank 0 also gathers and merges.
-    Returns (files written, the merged record where one was written here)."""
-    from harness.merge import check, merge_records
-    from harness.results import write_new, write_result
-    from harness.shard import partial, run_key, shard_file_stem
-
-    plan = run.shard
-    record = partial(record, run, lm, request.log_samples)
-    if cluster is not None:
-        record.shard["launch"] = cluster.launch
-        record.shard["device"] = cluster.device
-    data = record.to_dict()
-    folder = (Path(request.output_dir) / record.model["name"] / record.task["name"] / "shards"
-              / (cluster.launch if cluster is not None else run_key(data)))
-    path = write_new(folder, shard_file_stem(plan.shard), ".json", record.to_json())
-    echo(f"wrote shard {plan.shard} ({len(plan.examples)} of {plan.n_total} examples, "
-         f"{plan.prompt_tokens} of {plan.total_prompt_tokens} prompt tokens): {path}", err=True)
-    if cluster is None:
-        echo(f"when all {plan.shard.count} shards are written: harness merge {folder}", err=True)
-        return [path], None
-    key = label_of(data)
-    if cluster.rank != 0:
-        cluster.send(key, data)
-        return [path], None
-    others = cluster.collect(key)
-    names = [f"rank {r}" for r in range(cluster.size)]
-    records = check(list(zip(names, [data, *others], strict=True)), f"msrun launch {cluster.launch}")
-    merged, samples = merge_records(records, run.task)
-    final = write_result(request.output_dir, merged.model["name"], merged.task["name"], merged, samples)
-    echo(f"wrote {final} (merged from {cluster.size} ranks)", err=True)
-    return [path, final], merged

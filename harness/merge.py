@@ -165,6 +165,34 @@ def merge_records(records: list[dict[str, Any]], task=None) -> tuple[ResultRecor
     return merged, samples
 
 
+def gather(cluster: Any, record: ResultRecord, task, output_dir: Path,
+           echo) -> tuple[Path, ResultRecord] | None:
+    """msrun: rank 0 collects the other ranks' partials of `record`'s run, merges and writes the
+    result (returns its path and record); every other rank sends its partial (returns None)."""
+    data = record.to_dict()
+    key = label_of(data)
+    if cluster.rank != 0:
+        cluster.send(key, data)
+        return None
+    others = cluster.collect(key)
+    names = [f"rank {r}" for r in range(cluster.size)]
+    records = check(list(zip(names, [data, *others], strict=True)), f"msrun launch {cluster.launch}")
+    merged, samples = merge_records(records, task)
+    final = write_result(output_dir, merged.model["name"], merged.task["name"], merged, samples)
+    echo(f"wrote {final} (merged from {cluster.size} ranks)", err=True)
+    return final, merged
+
+
+def partial_label(model: str, task: str, template: str) -> str:
+    """What one partial result is of (the same on every rank)."""
+    return f"{model}/{task}/{template}"
+
+
+def label_of(record: dict[str, Any]) -> str:
+    """`partial_label` of a result record."""
+    return partial_label(record["model"]["name"], record["task"]["name"], record["task"]["template"]["name"])
+
+
 def _signatures(records: list[dict[str, Any]]) -> dict[str, str]:
     """Each metric's signature as the shards recorded it (scorers here have seen no outcome)."""
     found: dict[str, str] = {}

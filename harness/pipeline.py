@@ -14,14 +14,15 @@ import click
 
 from harness import distributed, engines, models
 from harness.cache import default_cache_file
-from harness.compare.sensitivity import sensitivity_table
 from harness.errors import HarnessError
+from harness.merge import gather, partial_label
 from harness.progress import duration
 from harness.registry import discover
 from harness.results import DiskFull, ResultRecord, package_versions, write_result
 from harness.runner import RunSettings, TaskRun, evaluate, load_documents, template_names
+from harness.sensitivity import sensitivity_table
 from harness.session import Session
-from harness.shard import Shard
+from harness.shard import Shard, write_partial
 from harness.suites import check_data_files, data_files_for
 from harness.table import build_table, render
 
@@ -193,7 +194,7 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
                                         documents=documents[task.name], shard=shard)
                 except Exception as exc:  # noqa: BLE001 - a plugin may raise anything; others go on
                     if cluster:  # rank 0 must not wait for this rank's share
-                        cluster.send_error(distributed.label(lm.name, task.name, template), exc)
+                        cluster.send_error(partial_label(lm.name, task.name, template), exc)
                     session.fail(label, lm.name, exc, single)
                     continue
                 note(f"{lm.name} {label}: {task_run.n_examples} examples in "
@@ -201,13 +202,18 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
                 cache, notes = session.cache_and_notes(lm, before, label, task_run.truncated)
                 record = result_record(task_run, lm, request, cache, notes)
                 if shard is not None:  # a partial result; under msrun rank 0 also merges them all
+                    launch = {"launch": cluster.launch, "device": cluster.device} if cluster else None
                     try:
-                        paths, merged = distributed.finish_shard(task_run, lm, request, record, cluster, echo)
+                        path, record = write_partial(record, task_run, lm, request.output_dir,
+                                                     request.log_samples, launch, echo)
+                        gathered = cluster and gather(cluster, record, task, request.output_dir, echo)
                     except HarnessError as exc:
                         session.fail(label, lm.name, exc, single)
                         continue
-                    written += paths
-                    records += [merged.to_dict()] if merged else []
+                    written.append(path)
+                    if gathered:
+                        written.append(gathered[0])
+                        records.append(gathered[1].to_dict())
                     continue
                 records.append(record.to_dict())
                 finished.append((task_run, record.to_dict()))

@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
@@ -137,6 +138,26 @@ def partial(record: ResultRecord, run: Any, lm: Any, log_samples: bool) -> Resul
     block = run.shard.block(run.items, run.samples if log_samples else None)
     block["model_fingerprint"] = model_fingerprint(lm, record.model)
     return dataclasses.replace(record, shard=block)
+
+
+def write_partial(record: ResultRecord, run: Any, lm: Any, output_dir: Path, log_samples: bool,
+                  launch: dict[str, str] | None, echo) -> tuple[Path, ResultRecord]:
+    """Write the partial result of a sharded `TaskRun` under
+    `<output_dir>/<model>/<task>/shards/<run>/` (`<run>`: the msrun launch, or a digest of what
+    every shard of this run shares). `launch`: the msrun launch and device, added to `shard`."""
+    from harness.results import write_new
+
+    plan = run.shard
+    record = partial(record, run, lm, log_samples)
+    record.shard.update(launch or {})
+    folder = (Path(output_dir) / record.model["name"] / record.task["name"] / "shards"
+              / (launch["launch"] if launch else run_key(record.to_dict())))
+    path = write_new(folder, shard_file_stem(plan.shard), ".json", record.to_json())
+    echo(f"wrote shard {plan.shard} ({len(plan.examples)} of {plan.n_total} examples, "
+         f"{plan.prompt_tokens} of {plan.total_prompt_tokens} prompt tokens): {path}", err=True)
+    if launch is None:
+        echo(f"when all {plan.shard.count} shards are written: harness merge {folder}", err=True)
+    return path, record
 
 
 def identity(record: dict[str, Any]) -> dict[str, Any]:

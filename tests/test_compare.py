@@ -288,7 +288,7 @@ def test_template_all_keeps_each_template_and_summarises_the_spread(checkpoints,
 
 
 def test_spread_statistics_across_templates():
-    from harness.compare.sensitivity import sensitivity_table
+    from harness.sensitivity import sensitivity_table
 
     def result(template: str, value: float) -> dict:
         return {"created": template, "task": {"name": "t", "template": {"name": template}, "num_fewshot": 0},

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from harness.compare.pairs import PairTest
 from harness.compare.runs import Runs
-from harness.compare.sensitivity import sensitivity_table
 from harness.compare.significance import ALPHA
+from harness.sensitivity import sensitivity_table
 from harness.table import N_ROW, build_table
 
 LEGEND = (f"p: one-sided paired test that the model beats the next smaller one on the examples both "
