@@ -199,25 +199,25 @@ def merge_command(folders: tuple[Path, ...], output_dir: Path | None) -> None:
     have written. FOLDER is one run's shard folder, or any folder above (e.g. the run's
     --output-dir): every shard set found under it is merged, except those merged already; an
     incomplete set found that way is named and skipped. Given shard folders must all merge."""
-    from harness.merge import find_shard_sets, prepare, write_merged
+    from harness.merge import find_shard_sets, merged_result, write_merged
     from harness.table import build_table, render
 
     merged = []
     for folder in folders:
         pending, done = find_shard_sets(folder) if Path(folder).is_dir() else ([], [])
         if Path(folder) in pending or Path(folder) in done:  # a shard folder itself: strict
-            merged.append((folder, *prepare(folder)))
+            merged.append((folder, *merged_result(folder)))
             continue
         for skipped in done:
             click.echo(f"skipped {skipped}: merged already (a merged result lies beside the shards)",
                        err=True)
         for found in pending:
             try:
-                merged.append((found, *prepare(found)))
+                merged.append((found, *merged_result(found)))
             except HarnessError as exc:
                 click.echo(f"skipped {found}: {exc}", err=True)
         if not pending and not done:
-            prepare(folder)  # raises: no such folder, or no shard results in it (with the hint)
+            merged_result(folder)  # raises: no such folder, or no shard results in it (with the hint)
     if not merged:
         raise HarnessError(f"no complete shard set to merge under {', '.join(map(str, folders))}")
     for folder, record, samples in merged:

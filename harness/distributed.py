@@ -130,7 +130,7 @@ def join(backends: list[str], device: str, shard: Shard | None) -> Cluster:
                            "backend, run --shard I/N processes and combine them with harness merge)")
     from harness import engines
 
-    engines.prepare(backends, device)  # mindspore.set_device before init(), as MindSpore requires
+    engines.activate_all(backends, device)  # mindspore.set_device before init(), as MindSpore requires
     import mindspore
     from mindspore.communication import get_group_size, get_rank, init
 

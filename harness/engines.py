@@ -55,7 +55,7 @@ def active() -> str | None:
     return _active
 
 
-def prepare(engines: list[str], device: str = "cpu") -> None:
+def activate_all(engines: list[str], device: str = "cpu") -> None:
     """Activate what several models will need, in an order that works: mindnlp must replace
     `torch` before anything (the native engine's tokenizer included) imports the real one."""
     if "mindnlp" in engines and "torch" in engines:

@@ -170,7 +170,7 @@ def gather(cluster: Any, record: ResultRecord, task, output_dir: Path,
     """msrun: rank 0 collects the other ranks' partials of `record`'s run, merges and writes the
     result (returns its path and record); every other rank sends its partial (returns None)."""
     data = record.to_dict()
-    key = label_of(data)
+    key = partial_label_of(data)
     if cluster.rank != 0:
         cluster.send(key, data)
         return None
@@ -188,7 +188,7 @@ def partial_label(model: str, task: str, template: str) -> str:
     return f"{model}/{task}/{template}"
 
 
-def label_of(record: dict[str, Any]) -> str:
+def partial_label_of(record: dict[str, Any]) -> str:
     """`partial_label` of a result record."""
     return partial_label(record["model"]["name"], record["task"]["name"], record["task"]["template"]["name"])
 
@@ -216,7 +216,7 @@ def _task(record: dict[str, Any]):
     return task
 
 
-def prepare(folder: Path) -> tuple[ResultRecord, list[dict] | None]:
+def merged_result(folder: Path) -> tuple[ResultRecord, list[dict] | None]:
     """The merged result of the shards in `folder` (and its samples), checked, not yet written."""
     records = check([(p.name, r) for p, r in load_partials(folder)], str(folder))
     return merge_records(records)
@@ -233,7 +233,7 @@ def write_merged(folder: Path, merged: ResultRecord, samples: list[dict] | None,
 
 def merge_folder(folder: Path, output_dir: Path | None = None) -> tuple[Path, ResultRecord]:
     """Merge the shards in `folder` and write the result. Returns (path, record)."""
-    merged, samples = prepare(folder)
+    merged, samples = merged_result(folder)
     return write_merged(folder, merged, samples, output_dir), merged
 
 

@@ -165,7 +165,7 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
         request.settings, data_files=data_files_for(request.settings.data_files, task.name))), single)
     written: list[Path] = []
     records: list[dict] = []  # every result of this run, as written (for the closing tables)
-    engines.prepare(backends, request.device)  # mindnlp first, whatever the order of the models
+    engines.activate_all(backends, request.device)  # mindnlp first, whatever the order of the models
     cluster = distributed.join(backends, request.device, request.shard) if distributed.role() else None
     shard = cluster.shard if cluster else request.shard
 
@@ -182,7 +182,7 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
         note(f"loaded {lm.name} in {duration(time.perf_counter() - started)}")
         finished: list[tuple[TaskRun, dict]] = []  # for --output-format lm-eval
         try:
-            session.attach(lm, request.device)
+            session.add_cache_layer(lm, request.device)
             for task, template in plan:
                 if task.name not in documents:  # its data failed to load (reported already)
                     continue

@@ -71,7 +71,7 @@ def template_names(task: Task, name: str | None) -> list[str]:
     return [template_for(task, name).name]
 
 
-def _prepare(task: Task, rows: Sequence[dict], origin: str) -> list[Doc]:
+def _prepared_docs(task: Task, rows: Sequence[dict], origin: str) -> list[Doc]:
     docs = []
     for number, row in enumerate(rows, start=1):
         try:
@@ -92,19 +92,19 @@ def load_documents(task: Task, settings: RunSettings) -> tuple[list[Doc], list[D
     """(evaluation docs, few-shot pool, whether the pool is the evaluation data itself)."""
     if settings.data_files:
         rows = load_local(settings.data_files, task.local)
-        docs = _prepare(task, rows, settings.data_files)
+        docs = _prepared_docs(task, rows, settings.data_files)
         pool, same = docs, True
     elif task.loader is not None:
-        docs = _prepare(task, task.loader("eval") or [], task.name)
+        docs = _prepared_docs(task, task.loader("eval") or [], task.name)
         pool, same = docs, True
         shots = task.loader("fewshot") if settings.num_fewshot > 0 else None
         if shots is not None:
-            pool, same = _prepare(task, shots, f"{task.name} few-shot split"), False
+            pool, same = _prepared_docs(task, shots, f"{task.name} few-shot split"), False
     elif task.hub is not None:
-        docs = _prepare(task, load_hub(task.hub), f"{task.hub.path}:{task.hub.split}")
+        docs = _prepared_docs(task, load_hub(task.hub), f"{task.hub.path}:{task.hub.split}")
         pool, same = docs, True
         if settings.num_fewshot > 0 and task.hub.fewshot_split:
-            pool = _prepare(task, load_hub(task.hub, task.hub.fewshot_split), task.hub.fewshot_split)
+            pool = _prepared_docs(task, load_hub(task.hub, task.hub.fewshot_split), task.hub.fewshot_split)
             same = False
     else:
         raise HarnessError(f"task '{task.name}' has no hub dataset; pass --data-files PATH")

@@ -198,7 +198,7 @@ class Session:
                    "every other result was written")
 
     # ------------------------------------------------------------------ models
-    def attach(self, lm: LanguageModel, device: str) -> CacheLayer:
+    def add_cache_layer(self, lm: LanguageModel, device: str) -> CacheLayer:
         """Serve `lm`'s requests from the cache (if enabled) and store what it computes."""
         found = namespace_for(lm, device) if self.cache_file is not None else None
         if self.cache_file is not None and found is None:

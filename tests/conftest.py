@@ -25,7 +25,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def _activate_mindnlp_first() -> None:
     """Tests run every in-process engine in one pytest process. mindnlp must replace `torch`
     before anything (the native engine's tokenizer included) imports the real one, exactly as
-    `harness run` orders engines (`harness.engines.prepare`); the native engine lives beside it.
+    `harness run` orders engines (`harness.engines.activate_all`); the native engine lives beside it.
     Plain-PyTorch references run in subprocesses."""
     from harness import engines
 
