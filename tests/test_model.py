@@ -24,21 +24,21 @@ def _ll_requests():
     return [LoglikelihoodRequest(c, t) for c, t in zip(CONTEXTS, CONTINUATIONS, strict=True)]
 
 
-def test_loglikelihood_identical_for_batch_sizes_1_and_8(tiny_lm):
-    tiny_lm.batch_size = 1
+def test_loglikelihood_identical_for_batch_sizes_1_and_8(tiny_lm, monkeypatch):
+    monkeypatch.setattr(tiny_lm, "batch_size", 1)  # monkeypatch: the session's model is restored
     one = tiny_lm.loglikelihood(_ll_requests())
-    tiny_lm.batch_size = 8
+    monkeypatch.setattr(tiny_lm, "batch_size", 8)
     eight = tiny_lm.loglikelihood(_ll_requests())
     assert [r.logprob for r in one] == [r.logprob for r in eight]
     assert [r.is_greedy for r in one] == [r.is_greedy for r in eight]
     assert all(r.logprob < 0 for r in one)
 
 
-def test_greedy_generation_identical_for_batch_sizes_1_and_8(tiny_lm):
+def test_greedy_generation_identical_for_batch_sizes_1_and_8(tiny_lm, monkeypatch):
     reqs = [GenerationRequest(c or "Hi", ("\n",), max_new_tokens=6 + i % 3) for i, c in enumerate(CONTEXTS)]
-    tiny_lm.batch_size = 1
+    monkeypatch.setattr(tiny_lm, "batch_size", 1)
     one = tiny_lm.generate(reqs)
-    tiny_lm.batch_size = 8
+    monkeypatch.setattr(tiny_lm, "batch_size", 8)
     eight = tiny_lm.generate(reqs)
     assert one == eight
     assert len(set(one)) > 1 and all(one)  # real, prompt-dependent outputs
@@ -119,10 +119,10 @@ def test_one_token_choices_of_a_question_run_its_context_once(tiny_lm, monkeypat
     results = {}
     for share, size in ((False, 1), (True, 8)):  # one request per batch: nothing can be shared
         fed_rows.clear()
-        tiny_lm.share_prefixes, tiny_lm.batch_size = share, size
+        monkeypatch.setattr(tiny_lm, "share_prefixes", share)
+        monkeypatch.setattr(tiny_lm, "batch_size", size)
         answers = [(r.logprob, r.is_greedy) for r in tiny_lm.loglikelihood(requests)]
         results[share] = (answers, sum(fed_rows) // 2)
-    tiny_lm.share_prefixes, tiny_lm.batch_size = True, 8
     (plain, plain_rows), (shared, shared_rows) = results[False], results[True]
     assert max(abs(a[0] - b[0]) for a, b in zip(plain, shared, strict=True)) < 1e-5
     assert [a[1] for a in plain] == [b[1] for b in shared]

@@ -48,13 +48,13 @@ def test_logits_match_transformers_on_pytorch(native_lm, tmp_path):
     assert np.abs(reference).max() > 1.0  # a real, non-degenerate comparison
 
 
-def test_greedy_generations_identical_to_mindnlp_and_across_batch_sizes(native_lm, tiny_lm):
+def test_greedy_generations_identical_to_mindnlp_and_across_batch_sizes(native_lm, tiny_lm, monkeypatch):
     reqs = [GenerationRequest(p, ("\n",), max_new_tokens=5 + i % 4) for i, p in enumerate(PROMPTS)]
-    tiny_lm.batch_size = 8
+    monkeypatch.setattr(tiny_lm, "batch_size", 8)  # monkeypatch: the session's models are restored
     reference = tiny_lm.generate(reqs)
     outputs = {}
     for size in (1, 8):
-        native_lm.batch_size = size
+        monkeypatch.setattr(native_lm, "batch_size", size)
         outputs[size] = native_lm.generate(reqs)
     assert outputs[1] == outputs[8] == reference
     assert len(set(reference)) > 1 and all(reference)
@@ -76,11 +76,12 @@ def test_decode_steps_match_mindnlp(native_lm, tiny_lm):
 
 
 def _loglikelihoods(lm: LanguageModel, requests, batch_size: int, share: bool, reduced: bool):
+    saved = lm.batch_size, lm.share_prefixes, lm.backend.reduced_head
     lm.batch_size, lm.share_prefixes, lm.backend.reduced_head = batch_size, share, reduced
     try:
         return [(r.logprob, r.is_greedy, r.n_tokens) for r in lm.loglikelihood(requests)]
-    finally:
-        lm.share_prefixes, lm.backend.reduced_head = True, True
+    finally:  # the session's model leaves as it came (batch size included)
+        lm.batch_size, lm.share_prefixes, lm.backend.reduced_head = saved
 
 
 def test_loglikelihoods_bit_identical_with_and_without_shared_prefix_and_reduced_head(native_lm, monkeypatch):
@@ -102,9 +103,10 @@ def test_loglikelihoods_bit_identical_with_and_without_shared_prefix_and_reduced
     assert all(lp < 0 for lp, _, _ in baseline) and len({lp for lp, _, _ in baseline}) > 15
 
 
-def test_loglikelihoods_agree_with_mindnlp(native_lm, tiny_lm):
+def test_loglikelihoods_agree_with_mindnlp(native_lm, tiny_lm, monkeypatch):
     requests = _questions()
-    tiny_lm.batch_size = native_lm.batch_size = 8
+    monkeypatch.setattr(tiny_lm, "batch_size", 8)
+    monkeypatch.setattr(native_lm, "batch_size", 8)
     ours = native_lm.loglikelihood(requests)
     theirs = tiny_lm.loglikelihood(requests)
     assert max(abs(a.logprob - b.logprob) for a, b in zip(ours, theirs, strict=True)) < 1e-4
