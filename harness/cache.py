@@ -182,7 +182,7 @@ def _is_corrupt(exc: BaseException) -> bool:
 def namespace_for(lm: LanguageModel, device: str) -> tuple[str, dict] | None:
     """The cache namespace of `lm` on `device` and its description, or None when the model's
     files cannot be found (then nothing is cached)."""
-    spec = getattr(lm, "spec", None)
+    spec = lm.spec
     folder = checkpoint_folder(spec.source, spec.is_local) if spec is not None else None
     if folder is None or not folder.is_dir():
         return None

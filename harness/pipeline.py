@@ -80,7 +80,7 @@ def _rate(run: TaskRun) -> str:
 def result_record(run: TaskRun, lm: models.LanguageModel, request: RunRequest,
                   cache: dict[str, Any] | None = None, notes: list[str] | None = None) -> ResultRecord:
     """The result of one task run (`cache`, `notes`: the session's account of it)."""
-    spec = getattr(lm, "spec", None)
+    spec = lm.spec
     return ResultRecord(
         task={
             "name": run.task.name, "version": run.task.version, "kind": run.task.adapter.kind,

@@ -197,12 +197,15 @@ def keep_shard(lm: LanguageModel, examples: list[Example], states: list[RequestS
     return plan, [e for e in examples if e.index in kept], [s for s in states if s.example in kept]
 
 
-def execute(lm: LanguageModel, states: list[RequestState], progress=None) -> None:
-    """Stage 2: fill in every answer, sending each request type to the model in one batch call."""
+def execute(lm: LanguageModel, states: list[RequestState], progress=None,
+            rolling_context: int | None = None) -> None:
+    """Stage 2: fill in every answer, sending each request type to the model in one batch call
+    (`rolling_context`: the left context of rolling windows; None: the model's own)."""
     kinds = {
         LoglikelihoodRequest: lm.loglikelihood,
         GenerationRequest: lm.generate,
-        RollingRequest: lambda reqs, progress: lm.loglikelihood_rolling([r.text for r in reqs], progress),
+        RollingRequest: lambda reqs, progress: lm.loglikelihood_rolling([r.text for r in reqs], progress,
+                                                                        context=rolling_context),
     }
     for kind, method in kinds.items():
         batch = [s for s in states if isinstance(s.request, kind)]
@@ -241,13 +244,11 @@ def evaluate(lm: LanguageModel, task: Task, settings: RunSettings, progress_fact
     start = time.perf_counter()
     progress = (progress_factory(len(states), f"{lm.name} {task.name}", examples=len(examples))
                 if progress_factory else None)  # counts examples; the model reports requests
-    saved_context = lm.rolling_context
-    if settings.rolling_stride is not None:
-        lm.rolling_context = rolling_context_for(lm.max_length, settings.rolling_stride)
+    rolling_context = (rolling_context_for(lm.max_length, settings.rolling_stride)
+                       if settings.rolling_stride is not None else None)
     try:
-        execute(lm, states, progress.update if progress else None)
+        execute(lm, states, progress.update if progress else None, rolling_context)
     finally:
-        lm.rolling_context = saved_context
         if progress:  # closed even on Ctrl-C, so that the next line starts on a fresh line
             progress.close()
     wall = time.perf_counter() - start

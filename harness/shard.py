@@ -127,7 +127,7 @@ def model_fingerprint(lm: Any, model_block: dict[str, Any]) -> str:
     parts: dict[str, Any] = {"model": {k: v for k, v in model_block.items() if k not in LOCATIONS}}
     model = getattr(getattr(lm, "backend", None), "model", None)
     parts["commit"] = getattr(getattr(model, "config", None), "_commit_hash", None)
-    spec = getattr(lm, "spec", None)
+    spec = lm.spec
     folder = checkpoint_folder(spec.source, spec.is_local) if spec is not None else None
     parts["files"] = folder_digest(folder) if folder is not None and folder.is_dir() else None
     return sha256_json(parts)

@@ -83,19 +83,16 @@ def load(model: str, backend: str = "auto", device: str = "cpu", dtype: str = "f
         from harness.models.native_backend import load_native
 
         tokenizer, native = load_native(spec, dtype)
-        lm = LanguageModel(spec.display_name, tokenizer, native, batch_size, rolling_context,
-                           add_bos_token)
-        lm.spec = spec  # type: ignore[attr-defined]
-        return lm
+        return LanguageModel(spec.display_name, tokenizer, native, batch_size, rolling_context,
+                             add_bos_token, spec=spec)
     tokenizer, hf_model = _load_transformers(spec, dtype)
     from harness.models.transformers_backend import TransformersBackend
 
     hf_model = hf_model.to(engines.torch_device(backend, device))
     compute = TransformersBackend(hf_model, tokenizer, backend, engines.torch_device(backend, device),
                                   dtype)
-    lm = LanguageModel(spec.display_name, tokenizer, compute, batch_size, rolling_context, add_bos_token)
-    lm.spec = spec  # type: ignore[attr-defined]
-    return lm
+    return LanguageModel(spec.display_name, tokenizer, compute, batch_size, rolling_context, add_bos_token,
+                         spec=spec)
 
 
 def _load_transformers(spec: ModelSpec, dtype: str):

@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from harness.errors import HarnessError
 from harness.models.backend import Backend
 from harness.requests import GenerationRequest, LoglikelihoodRequest, LoglikelihoodResult
 from harness.tokenization import rolling_windows, split_context_continuation, tokenizer_adds_bos, with_bos
+
+if TYPE_CHECKING:
+    from harness.models import ModelSpec
 
 T = TypeVar("T")
 Progress = Callable[[int], None]
@@ -101,8 +104,10 @@ class LanguageModel:
     """A tokenizer plus a backend, answering the three request types in batches."""
 
     def __init__(self, name: str, tokenizer: Any, backend: Backend, batch_size: int = 8,
-                 rolling_context: int = 1, add_bos_token: bool | None = None) -> None:
+                 rolling_context: int = 1, add_bos_token: bool | None = None,
+                 spec: ModelSpec | None = None) -> None:
         self.name = name
+        self.spec = spec  # where the model came from (None: built in memory)
         self.tokenizer = tokenizer
         self.backend = backend
         # --batch-size auto: the largest batch that fits, backing off on out-of-memory.
@@ -235,14 +240,16 @@ class LanguageModel:
             for k in range(0, len(batch), half):
                 self._run_batch(batch[k : k + half], run)
 
-    def loglikelihood_rolling(self, texts: Sequence[str],
-                              progress: Progress | None = None) -> list[LoglikelihoodResult]:
-        """Whole-text log-likelihood over windows of the model's context length."""
+    def loglikelihood_rolling(self, texts: Sequence[str], progress: Progress | None = None, *,
+                              context: int | None = None) -> list[LoglikelihoodResult]:
+        """Whole-text log-likelihood over windows of the model's context length; every window
+        after the first keeps `context` tokens of left context (None: `self.rolling_context`)."""
+        context = self.rolling_context if context is None else context
         windows: list[tuple[list[int], list[int]]] = []
         owner: list[int] = []
         for i, text in enumerate(texts):
             for pair in rolling_windows(self.encode_context(text), self.prefix_token_id, self.max_length,
-                                        self.rolling_context):
+                                        context):
                 windows.append(pair)
                 owner.append(i)
         scored = self.loglikelihood_tokens(windows)
