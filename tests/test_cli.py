@@ -104,21 +104,7 @@ def test_instruction_template_and_reverse_direction(tmp_path, wmt14_dir):
     assert sample["prompt"].startswith("French: ") and sample["prompt"].endswith("\nEnglish:")
 
 
-def test_unknown_task_names_the_closest(capsys):
-    code, out, err = _run(capsys, "run", "--task", "translation-en-fx", "--model", "tiny")
-    assert code == 2
-    assert err.count("\n") == 1 and "translation-en-fr" in err and "unknown task" in err
-
-
-def test_unknown_template(capsys):
-    code, _, err = _run(capsys, "run", "--model", "tiny", "--template", "nope")
-    assert code == 2 and err.count("\n") == 1
-    assert "no template 'nope'" in err and "gpt2-paper" in err
-
-
-def test_missing_model_folder(capsys, tmp_path):
-    code, _, err = _run(capsys, "run", "--model", str(tmp_path / "missing"), "--limit", "1")
-    assert code == 2 and "does not exist" in err and err.count("\n") == 1
+# Unknown task, unknown template, missing model folder: tests/test_bad_input.py (one place).
 
 
 def test_folder_without_config_is_not_a_checkpoint(capsys, tmp_path):

@@ -6,7 +6,6 @@ import pytest
 
 from harness.data import load_local
 from harness.errors import HarnessError
-from harness.results import write_new
 from harness.task import LocalFormat
 
 PARALLEL = LocalFormat(parallel=("en", "fr"))
@@ -46,11 +45,3 @@ def test_bad_files_give_one_line_naming_file_and_line(tmp_path, name, content, m
     with pytest.raises(HarnessError) as err:
         load_local(str(tmp_path / name), LocalFormat())
     assert message in str(err.value) and "\n" not in str(err.value)
-
-
-def test_results_are_never_overwritten(tmp_path):
-    first = write_new(tmp_path, "same", ".json", "1")
-    second = write_new(tmp_path, "same", ".json", "2")
-    assert first != second
-    assert first.read_text() == "1" and second.read_text() == "2"
-    assert not list(tmp_path.glob(".tmp-*"))  # no temporary file left behind
