@@ -112,7 +112,7 @@ def _load_transformers(spec: ModelSpec, dtype: str):
             spec.source, dtype=getattr(torch, dtype), **kwargs
         )
     except (OSError, ValueError, SafetensorError) as exc:
-        raise HarnessError(_load_error(spec, exc)) from exc
+        raise HarnessError(load_error_message(spec, exc)) from exc
     except ImportError as exc:  # a package outside the pins (peft, diffusers under mindnlp): say which
         from harness import engines
 
@@ -124,7 +124,7 @@ def _load_transformers(spec: ModelSpec, dtype: str):
     return tokenizer, model
 
 
-def _load_error(spec: ModelSpec, exc: Exception) -> str:
+def load_error_message(spec: ModelSpec, exc: Exception) -> str:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if spec.is_local:
         return f"cannot load the checkpoint folder '{spec.source}': {first}"

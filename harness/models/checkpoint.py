@@ -122,10 +122,10 @@ def load_tokenizer(folder: Path) -> Any:
 
 def _hub(spec: Any, fetch) -> str:
     from harness import hub
-    from harness.models import _load_error
+    from harness.models import load_error_message
 
     hub.is_offline()  # an unreachable hub switches to the local cache before any retries
     try:
         return fetch()
     except Exception as exc:  # noqa: BLE001 - hub errors come in many types (offline, 404, auth)
-        raise HarnessError(_load_error(spec, exc)) from None
+        raise HarnessError(load_error_message(spec, exc)) from None
