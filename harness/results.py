@@ -80,11 +80,6 @@ class ResultRecord:
     def to_json(self) -> str:
         return dumps(self.to_dict())
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ResultRecord:
-        """A record read back from its JSON (a partial result, for `harness merge`)."""
-        return cls(**{key: data[key] for key in RECORD_KEYS if key in data})
-
 
 RECORD_KEYS = ("schema", "schema_version", "created", "task", "model", "metrics", "n_examples",
                "truncated_inputs", "timing", "config", "packages", "cache", "notes", "shard",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,12 +161,20 @@ class RequestState:
     answer: Any = None
 
 
+def takes(method: Callable[..., Any], name: str) -> bool:
+    """Whether `method` has a parameter `name` (a plugin's adapter may predate it)."""
+    try:
+        return name in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _requests_of(adapter, task: Task, example: Example, delimiter: str,
                  settings: RunSettings) -> list[Request]:
     """The adapter's requests for one example; a field the example lacks is bad data."""
-    seed = settings.seed + example.index
+    seed = {"seed": settings.seed + example.index} if takes(adapter.requests, "seed") else {}
     try:
-        return adapter.requests(task, example.doc, example.prompt, delimiter, seed=seed)
+        return adapter.requests(task, example.doc, example.prompt, delimiter, **seed)
     except KeyError as exc:
         origin = settings.data_files or (task.hub.path if task.hub else "the data")
         fields = ", ".join(sorted(k for k in example.doc if not k.startswith("_")))
@@ -256,7 +265,9 @@ def evaluate(lm: LanguageModel, task: Task, settings: RunSettings, progress_fact
     asked = [[s.request for s in group] for group in grouped]
     answers = [[s.answer for s in group] for group in grouped]
     # stage 3: score
-    outcomes = [adapter.outcome(task, e.doc, a, r) for e, a, r in zip(examples, answers, asked, strict=True)]
+    with_requests = takes(adapter.outcome, "requests")
+    outcomes = [adapter.outcome(task, e.doc, a, *([r] if with_requests else []))
+                for e, a, r in zip(examples, answers, asked, strict=True)]
     scorers = make_scorers(task)
     items = score_items(scorers, outcomes)
     metrics, samples = score(task, outcomes, [e.prompt for e in examples], [e.index for e in examples],
