@@ -38,7 +38,7 @@ from typing import Any
 from harness import __version__
 from harness.errors import HarnessError
 from harness.fingerprint import checkpoint_folder, folder_digest
-from harness.models.lm import LanguageModel, is_out_of_memory
+from harness.models.lm import LanguageModel, is_out_of_memory, pair_truncated, prompt_truncated
 from harness.requests import GenerationRequest, LoglikelihoodResult
 
 CACHE_VERSION = 1  # bump when a change to the compute path changes any number
@@ -318,8 +318,9 @@ class CacheLayer:
         """Whether the model truncates this request (as `LanguageModel` counts it)."""
         lm = self.lm
         if kind == "loglikelihood":
-            return len(item[0]) + len(item[1]) > lm.max_length + 1
-        return len(lm.encode_context(item.context) or [0]) > lm.max_length - item.max_new_tokens
+            return pair_truncated(len(item[0]), len(item[1]), lm.max_length)
+        prompt = lm.encode_context(item.context) or [0]
+        return prompt_truncated(len(prompt), item.max_new_tokens, lm.max_length)
 
     def _halve_batch(self, exc: BaseException) -> None:
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__

@@ -76,6 +76,18 @@ def _batches(order: Sequence[int], widths: Sequence[int],
         yield batch
 
 
+def pair_truncated(n_context: int, n_continuation: int, max_length: int) -> bool:
+    """The truncation rule for scoring: a (context, continuation) pair loses the left end of its
+    context when it needs more than `max_length` + 1 tokens (the last token predicts nothing)."""
+    return n_context + n_continuation > max_length + 1
+
+
+def prompt_truncated(n_prompt: int, max_new_tokens: int, max_length: int) -> bool:
+    """The truncation rule for generation: the prompt loses its left end when it and the tokens to
+    generate do not fit in `max_length`."""
+    return n_prompt > max_length - max_new_tokens
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """Whether an engine's exception means that the batch did not fit in memory."""
     return isinstance(exc, MemoryError) or bool(_OOM.search(str(exc)))
@@ -164,7 +176,7 @@ class LanguageModel:
         rows, n_targets = [], []
         for context, continuation in distinct:
             whole = context + continuation
-            if len(whole) > self.max_length + 1:
+            if pair_truncated(len(context), len(continuation), self.max_length):
                 self.stats.truncated += 1
                 whole = whole[-(self.max_length + 1) :]
             rows.append(whole)
@@ -297,7 +309,7 @@ class LanguageModel:
         room = self.max_length - request.max_new_tokens
         if room < 1:
             raise ValueError(f"max_new_tokens={request.max_new_tokens} leaves no room for a prompt")
-        if len(tokens) > room:  # keep the end of the prompt: it holds the question
+        if prompt_truncated(len(tokens), request.max_new_tokens, self.max_length):  # keep the end
             self.stats.truncated += 1
             tokens = tokens[-room:]
         return tokens
