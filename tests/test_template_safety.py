@@ -91,7 +91,20 @@ def test_rendering_arbitrary_field_values_raises_only_one_line_harness_errors(te
         assert isinstance(rendered, str)
 
 
-def _run_child(args: list[str], env: dict) -> tuple[int, str, float, int]:
+# Runs the command and writes its peak resident set (KiB) to a file. A small launcher, because
+# Linux counts the forking parent's resident set into a child's ru_maxrss (the high-water mark of
+# the address space it was forked from survives exec): forked straight from this pytest process,
+# which holds models, the child would "peak" at pytest's own size.
+_PEAK_LAUNCHER = (
+    "import os, subprocess, sys\n"
+    "proc = subprocess.Popen(sys.argv[2:])\n"
+    "_, status, usage = os.wait4(proc.pid, 0)\n"
+    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
+def _run_child(args: list[str], env: dict, peak_file: Path) -> tuple[int, str, float, int]:
     """Run the installed `harness`; (exit code, stderr, seconds, peak resident bytes of the child)."""
     import os
     import subprocess
@@ -100,12 +113,10 @@ def _run_child(args: list[str], env: dict) -> tuple[int, str, float, int]:
 
     exe = Path(sys.executable).with_name("harness")
     start = time.monotonic()
-    proc = subprocess.Popen([str(exe), *args], cwd=REPO, env={**os.environ, **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, err, time.monotonic() - start, usage.ru_maxrss * 1024
+    proc = subprocess.run([sys.executable, "-c", _PEAK_LAUNCHER, str(peak_file), str(exe), *args],
+                          cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    return proc.returncode, proc.stderr, time.monotonic() - start, int(peak_file.read_text()) * 1024
 
 
 def test_a_template_rendering_gigabytes_stops_in_seconds_with_bounded_memory(kit_root, tmp_path):
@@ -114,7 +125,7 @@ def test_a_template_rendering_gigabytes_stops_in_seconds_with_bounded_memory(kit
     data = write_jsonl(tmp_path / "rows.jsonl", kit_rows(2))
     args = ["run", "--model", "tiny", "--task", "kit-bomb", "--data-files", str(data), "--no-progress",
             "--no-cache", "--output-dir", str(tmp_path / "out")]
-    code, err, seconds, peak = _run_child(args, kit_env(kit_root))
+    code, err, seconds, peak = _run_child(args, kit_env(kit_root), tmp_path / "peak")
     assert code == 2, err
     line = err.strip().splitlines()[-1]
     assert "Traceback" not in err and line.startswith("error: ")
