@@ -18,7 +18,7 @@ from harness.errors import HarnessError
 from harness.merge import gather, partial_label
 from harness.progress import duration
 from harness.registry import discover
-from harness.results import DiskFull, ResultRecord, package_versions, write_result
+from harness.results import DiskFull, ResultRecord, clean_task_folder, package_versions, write_result
 from harness.runner import RunSettings, TaskRun, evaluate, load_documents, template_names
 from harness.sensitivity import sensitivity_table
 from harness.session import Session
@@ -186,6 +186,7 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
             for task, template in plan:
                 if task.name not in documents:  # its data failed to load (reported already)
                     continue
+                clean_task_folder(request.output_dir, lm.name, task.name)  # litter of killed writers
                 settings = dataclasses.replace(request.settings, template=template)
                 label = task.name if len(plan) == len(tasks) else f"{task.name} ({template})"
                 before = session.counters(lm)

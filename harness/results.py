@@ -249,6 +249,13 @@ def clean_stale(folder: Path) -> list[Path]:
     return removed
 
 
+def clean_task_folder(output_dir: Path, model: str, task: str) -> list[Path]:
+    """`clean_stale` on `output_dir/model/task` if it exists: a run does it before computing, so a
+    writer killed mid-write leaves nothing behind once the next run in that folder starts."""
+    folder = Path(output_dir) / model / task
+    return clean_stale(folder) if folder.is_dir() else []
+
+
 def _orphans_of(tmp: Path, entries: list[Path]) -> list[Path]:
     """Visible samples logs that are hard links of the dead writer's `tmp` and have no result."""
     found = []

@@ -105,7 +105,8 @@ def link(src, dst):
     if point == "after-result-link" and str(dst).endswith(".json"):
         os.kill(os.getpid(), signal.SIGKILL)
 os.link = link
-results.write_result(sys.argv[1], "tiny", "kit-ll", {"metrics": {}}, [{"index": 0}])
+task = sys.argv[3] if len(sys.argv) > 3 else "kit-ll"
+results.write_result(sys.argv[1], "tiny", task, {"metrics": {}}, [{"index": 0}])
 """
 
 
@@ -128,6 +129,29 @@ def test_kill_9_during_the_write_leaves_nothing_once_the_folder_is_written_again
     named = {json.loads((folder / n).read_text())["samples_file"] for n in names if n.endswith(".json")}
     assert logs == named  # no orphan log, no result without its log
     assert len(named) == (2 if point == "after-result-link" else 1)
+
+
+def test_the_next_run_in_that_folder_removes_a_killed_writers_orphan_log_before_computing(tmp_path):
+    """Killed between linking the samples log and the result, a writer leaves a log without its
+    result; the next `harness run` for that model and task removes it at its start, even when
+    that run writes nothing there itself (here: lm-eval output format only)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import LAMBADA, harness_cli, require
+
+    proc = subprocess.run([sys.executable, "-c", KILLER, str(tmp_path), "after-samples-link", "lambada"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    folder = tmp_path / "tiny" / "lambada"
+    shown = [n for n in _visible(folder) if not n.startswith(".tmp-")]
+    assert [n for n in shown if n.endswith(results.SAMPLES_SUFFIX)]  # the orphan log
+    assert not [n for n in shown if n.endswith(".json")]  # and no result
+    run = harness_cli("run", "--model", "tiny", "--task", "lambada", "--limit", "2", "--no-progress",
+                      "--data-files", str(require(LAMBADA)), "--output-dir", str(tmp_path),
+                      "--output-format", "lm-eval", "--no-cache")
+    assert run.returncode == 0, run.stderr
+    assert _visible(folder) == [], _visible(folder)
 
 
 def test_a_live_writers_temporary_files_are_left_alone(tmp_path):
