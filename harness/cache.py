@@ -1,11 +1,13 @@
 """Response cache: every model answer is stored on disk as soon as its batch is computed.
 
-A `CacheLayer` wraps a `LanguageModel`'s two compute entry points (`loglikelihood_tokens`, which
-log-likelihood, multiple-choice and rolling requests all go through, and `generate`). Before
-computing, it serves the requests whose answers are stored; the rest go to the model, whose
-per-batch hook (`LanguageModel.on_batch`) hands every finished batch back here to be stored in
-one SQLite transaction. A run killed at any point therefore loses at most the batch in flight,
-and rerunning the same command recomputes nothing that was finished.
+A `CacheLayer` is one layer in the call path: the runner asks it (`loglikelihood`,
+`loglikelihood_rolling`, `generate`, as it would ask the `LanguageModel`), and it asks the model.
+Every log-likelihood, multiple-choice and rolling request reaches it as (context ids,
+continuation ids) pairs, every generation as its `GenerationRequest`. Before computing, it serves
+the requests whose answers are stored; the rest go to the model, which hands every finished batch
+back (the `on_batch` argument of its compute calls) to be stored in one SQLite transaction.
+A run killed at any point therefore loses at most the batch in flight, and rerunning the same
+command recomputes nothing that was finished.
 
 Serving some requests from the cache never changes the others' numbers: every row is computed
 at the width of its own length bucket, whatever the batch holds (`harness.models.lm.bucket_width`).
@@ -38,8 +40,15 @@ from typing import Any
 from harness import __version__
 from harness.errors import HarnessError
 from harness.fingerprint import checkpoint_folder, folder_digest
-from harness.models.lm import LanguageModel, is_out_of_memory, pair_truncated, prompt_truncated
-from harness.requests import GenerationRequest, LoglikelihoodResult
+from harness.models.lm import (
+    LanguageModel,
+    Progress,
+    is_out_of_memory,
+    pair_truncated,
+    prompt_truncated,
+    window_totals,
+)
+from harness.requests import GenerationRequest, LoglikelihoodRequest, LoglikelihoodResult
 
 CACHE_VERSION = 1  # bump when a change to the compute path changes any number
 ENV_FILE = "HARNESS_RESPONSE_CACHE"
@@ -232,8 +241,9 @@ class _NoGuard:
 
 
 class CacheLayer:
-    """Answers `lm`'s requests from `store` where it can, stores every computed batch, and
-    halves the batch size on out-of-memory. With `store=None` only the halving is active."""
+    """Answers requests for `lm` from `store` where it can, asks `lm` for the rest, stores every
+    computed batch, and halves the batch size on out-of-memory. With `store=None` only the
+    halving is active. `lm` itself is left as it is."""
 
     def __init__(self, lm: LanguageModel, store: ResponseStore | None = None, ns: str | None = None,
                  echo: Callable[[str], None] | None = None, guard: Any = None) -> None:
@@ -245,27 +255,34 @@ class CacheLayer:
         self.hits = 0      # distinct requests answered from the cache
         self.computed = 0  # distinct requests computed by the model (and stored)
         self._recent: dict[bytes, str] = {}  # this call's computed answers, for OOM recovery
-        self._inner = {"loglikelihood": lm.loglikelihood_tokens, "generate": lm.generate}
-        lm.loglikelihood_tokens = self.loglikelihood_tokens  # type: ignore[method-assign]
-        lm.generate = self.generate  # type: ignore[method-assign]
-        lm.on_batch = self._store_batch
-        lm.cache_layer = self  # type: ignore[attr-defined]
+        self._compute = {"loglikelihood": "loglikelihood_tokens", "generate": "generate"}  # lm's methods
 
     @property
     def enabled(self) -> bool:
         return self.store is not None
 
-    def detach(self) -> None:
-        """Give `lm` back its own methods."""
-        for name in ("loglikelihood_tokens", "generate", "cache_layer"):
-            self.lm.__dict__.pop(name, None)
-        self.lm.on_batch = None
+    # ------------------------------------------------------------------ the model's requests
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest],
+                      progress: Progress | None = None) -> list[LoglikelihoodResult]:
+        """`LanguageModel.loglikelihood`, through the cache."""
+        return self.loglikelihood_tokens(self.lm.loglikelihood_pairs(requests), progress)
 
-    def loglikelihood_tokens(self, pairs, progress=None):
+    def loglikelihood_rolling(self, texts: Sequence[str], progress: Progress | None = None, *,
+                              context: int | None = None) -> list[LoglikelihoodResult]:
+        """`LanguageModel.loglikelihood_rolling`, through the cache (window by window)."""
+        windows, owner = self.lm.rolling_pairs(texts, context)
+        scored = self.loglikelihood_tokens(windows)
+        if progress:
+            progress(len(texts))
+        return window_totals(len(texts), owner, scored)
+
+    def loglikelihood_tokens(self, pairs, progress: Progress | None = None) -> list[LoglikelihoodResult]:
+        """`LanguageModel.loglikelihood_tokens`, through the cache."""
         keyed = [(tuple(c), tuple(t)) for c, t in pairs]
         return self._serve("loglikelihood", keyed, progress)
 
-    def generate(self, requests, progress=None):
+    def generate(self, requests: Sequence[GenerationRequest], progress: Progress | None = None) -> list[str]:
+        """`LanguageModel.generate`, through the cache."""
         return self._serve("generate", list(requests), progress)
 
     # ------------------------------------------------------------------ internals
@@ -298,7 +315,9 @@ class CacheLayer:
         while todo:
             try:
                 with self.guard.computing():
-                    computed = self._inner[kind]([items[j] for j in todo], progress=progress)
+                    compute = getattr(self.lm, self._compute[kind])
+                    computed = compute([items[j] for j in todo], progress=progress,
+                                       on_batch=self._store_batch)
             except Exception as exc:  # noqa: BLE001 - engines report OOM with several types
                 if not is_out_of_memory(exc):
                     raise

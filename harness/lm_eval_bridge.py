@@ -100,14 +100,14 @@ class HarnessLM(LM):
 
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         asked = [LoglikelihoodRequest(*req.args[:2]) for req in requests]
-        answers = [(r.logprob, r.is_greedy) for r in self.lm.loglikelihood(asked)]
+        answers = [(r.logprob, r.is_greedy) for r in self.cache_layer.loglikelihood(asked)]
         for req, answer in zip(requests, answers, strict=True):
             self.cache_hook.add_partial("loglikelihood", req.args, answer)
         return answers
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
         texts = [req.args[0] for req in requests]
-        answers = [r.logprob for r in self.lm.loglikelihood_rolling(texts)]
+        answers = [r.logprob for r in self.cache_layer.loglikelihood_rolling(texts)]
         for req, answer in zip(requests, answers, strict=True):
             self.cache_hook.add_partial("loglikelihood_rolling", req.args, answer)
         return answers
@@ -116,7 +116,7 @@ class HarnessLM(LM):
         eos = self.lm.decode([self.lm.eos_token_id]) if self.lm.eos_token_id is not None else None
         asked = [self._generation_request(context, gen_kwargs, eos) for context, gen_kwargs, *_ in
                  (req.args for req in requests)]
-        answers = self.lm.generate(asked)
+        answers = self.cache_layer.generate(asked)
         for req, answer in zip(requests, answers, strict=True):
             self.cache_hook.add_partial("generate_until", req.args, answer)
         return answers
@@ -136,6 +136,5 @@ class HarnessLM(LM):
         return GenerationRequest(context, until, max_new)
 
     def close(self) -> None:
-        self.cache_layer.detach()
         if self.store is not None:
             self.store.close()

@@ -182,17 +182,17 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
         note(f"loaded {lm.name} in {duration(time.perf_counter() - started)}")
         finished: list[tuple[TaskRun, dict]] = []  # for --output-format lm-eval
         try:
-            session.add_cache_layer(lm, request.device)
+            cache_layer = session.add_cache_layer(lm, request.device)
             for task, template in plan:
                 if task.name not in documents:  # its data failed to load (reported already)
                     continue
                 clean_task_folder(request.output_dir, lm.name, task.name)  # litter of killed writers
                 settings = dataclasses.replace(request.settings, template=template)
                 label = task.name if len(plan) == len(tasks) else f"{task.name} ({template})"
-                before = session.counters(lm)
+                before = session.counters(cache_layer)
                 try:
                     task_run = evaluate(lm, task, settings, _progress_factory(request.progress),
-                                        documents=documents[task.name], shard=shard)
+                                        documents=documents[task.name], shard=shard, cache=cache_layer)
                 except Exception as exc:  # noqa: BLE001 - a plugin may raise anything; others go on
                     if cluster:  # rank 0 must not wait for this rank's share
                         cluster.send_error(partial_label(lm.name, task.name, template), exc)
@@ -200,7 +200,7 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
                     continue
                 note(f"{lm.name} {label}: {task_run.n_examples} examples in "
                      f"{duration(task_run.wall_seconds)} ({_rate(task_run)} examples/s)")
-                cache, notes = session.cache_and_notes(lm, before, label, task_run.truncated)
+                cache, notes = session.cache_and_notes(cache_layer, before, label, task_run.truncated)
                 record = result_record(task_run, lm, request, cache, notes)
                 if shard is not None:  # a partial result; under msrun rank 0 also merges them all
                     launch = {"launch": cluster.launch, "device": cluster.device} if cluster else None

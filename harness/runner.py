@@ -7,7 +7,7 @@ import inspect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.data import load_hub, load_local
 from harness.errors import HarnessError
@@ -18,6 +18,9 @@ from harness.requests import GenerationRequest, LoglikelihoodRequest, RollingReq
 from harness.scorers.base import Outcome, Scorer
 from harness.shard import Shard, ShardPlan, select
 from harness.task import Doc, Generate, Request, Task
+
+if TYPE_CHECKING:
+    from harness.cache import CacheLayer
 
 
 @dataclass(frozen=True)
@@ -206,10 +209,11 @@ def keep_shard(lm: LanguageModel, examples: list[Example], states: list[RequestS
     return plan, [e for e in examples if e.index in kept], [s for s in states if s.example in kept]
 
 
-def execute(lm: LanguageModel, states: list[RequestState], progress=None,
+def execute(lm: LanguageModel | CacheLayer, states: list[RequestState], progress=None,
             rolling_context: int | None = None) -> None:
-    """Stage 2: fill in every answer, sending each request type to the model in one batch call
-    (`rolling_context`: the left context of rolling windows; None: the model's own)."""
+    """Stage 2: fill in every answer, sending each request type to the model (or the response
+    cache in front of it) in one batch call (`rolling_context`: the left context of rolling
+    windows; None: the model's own)."""
     kinds = {
         LoglikelihoodRequest: lm.loglikelihood,
         GenerationRequest: lm.generate,
@@ -235,9 +239,11 @@ def by_example(examples: list[Example], states: list[RequestState]) -> list[list
 
 def evaluate(lm: LanguageModel, task: Task, settings: RunSettings, progress_factory=None,
              shard: Shard | None = None,
-             documents: tuple[list[Doc], list[Doc], bool] | None = None) -> TaskRun:
+             documents: tuple[list[Doc], list[Doc], bool] | None = None,
+             cache: CacheLayer | None = None) -> TaskRun:
     """Run `task` on `lm` and score it: build → execute → score (only `shard`'s examples when
-    given; `documents`: what `load_documents` returned, when the caller read them already)."""
+    given; `documents`: what `load_documents` returned, when the caller read them already;
+    `cache`: the response cache layer of `lm` that requests go through, None: straight to `lm`)."""
     template = template_for(task, settings.template)
     if settings.num_fewshot and task.adapter.no_fewshot:
         raise HarnessError(f"task '{task.name}' {task.adapter.no_fewshot}; --num-fewshot does not apply")
@@ -256,7 +262,7 @@ def evaluate(lm: LanguageModel, task: Task, settings: RunSettings, progress_fact
     rolling_context = (rolling_context_for(lm.max_length, settings.rolling_stride)
                        if settings.rolling_stride is not None else None)
     try:
-        execute(lm, states, progress.update if progress else None, rolling_context)
+        execute(cache or lm, states, progress.update if progress else None, rolling_context)
     finally:
         if progress:  # closed even on Ctrl-C, so that the next line starts on a fresh line
             progress.close()

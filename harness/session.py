@@ -1,6 +1,7 @@
 """What one `harness run` keeps across its task runs: the response cache, failures and warnings.
 
-* The response cache (`harness.cache`) opens before any model loads and is attached to each one.
+* The response cache (`harness.cache`) opens before any model loads; each model gets its own
+  `CacheLayer`, which the runner asks instead of the model.
 * A task whose plugin failed to load, or whose code raises while its requests are built or
   scored, is reported on one line; the other tasks still run and are written, and the run
   exits non-zero at the end (2 when every failure was bad input, 1 when a plugin crashed).
@@ -213,22 +214,21 @@ class Session:
         self.layers.append(layer)
         return layer
 
-    def counters(self, lm: LanguageModel) -> tuple[int, int, int]:
-        layer: CacheLayer = lm.cache_layer  # type: ignore[attr-defined]
-        return layer.hits, layer.computed, len(lm.stats.notes)
+    def counters(self, layer: CacheLayer) -> tuple[int, int, int]:
+        return layer.hits, layer.computed, len(layer.lm.stats.notes)
 
-    def cache_and_notes(self, lm: LanguageModel, before: tuple[int, int, int], task: str,
+    def cache_and_notes(self, layer: CacheLayer, before: tuple[int, int, int], task: str,
                         truncated: int) -> tuple[dict[str, Any], list[str]]:
         """The `cache` and `notes` fields of one task run's result (and the truncation warning,
         once per session)."""
-        hits, computed, notes = self.counters(lm)
+        lm = layer.lm
+        hits, computed, notes = self.counters(layer)
         self.written += 1
         if truncated and not self.warned_truncation:
             self.warned_truncation = True
             self.echo(f"warning: {truncated} input(s) of {task} are longer than the context of "
                       f"{lm.name} ({lm.max_length} tokens) and were truncated from the left; each "
                       "result counts them in truncated_inputs (this warning is shown once)", err=True)
-        layer: CacheLayer = lm.cache_layer  # type: ignore[attr-defined]
         cache = {"enabled": layer.enabled, "file": str(self.cache_file) if layer.enabled else None,
                  "hits": hits - before[0], "computed": computed - before[1]}
         return cache, lm.stats.notes[before[2]:]
@@ -257,7 +257,5 @@ class Session:
         return stop
 
     def close(self) -> None:
-        for layer in self.layers:
-            layer.detach()
         if self.store is not None:
             self.store.close()

@@ -95,21 +95,30 @@ def test_second_layer_on_the_same_file_serves_identical_answers(tmp_path):
     ns, _ = namespace_for(tiny_lm, "cpu")
     store = ResponseStore(tmp_path / "c.sqlite")
     layer = CacheLayer(tiny_lm, store, ns)
-    try:
-        first = tiny_lm.loglikelihood(requests), tiny_lm.generate(generations)
-        assert (layer.hits, layer.computed) == (0, 8)
-        assert store.count(ns) == 8
-    finally:
-        layer.detach()
+    first = layer.loglikelihood(requests), layer.generate(generations)
+    assert (layer.hits, layer.computed) == (0, 8)
+    assert store.count(ns) == 8
     layer = CacheLayer(tiny_lm, ResponseStore(tmp_path / "c.sqlite"), ns)
-    try:
-        second = tiny_lm.loglikelihood(requests), tiny_lm.generate(generations)
-        assert (layer.hits, layer.computed) == (8, 0)
-    finally:
-        layer.detach()
+    second = layer.loglikelihood(requests), layer.generate(generations)
+    assert (layer.hits, layer.computed) == (8, 0)
     assert [_bits(r.logprob) for r in first[0]] == [_bits(r.logprob) for r in second[0]]
     assert first == second
-    assert "loglikelihood_tokens" not in vars(tiny_lm) and tiny_lm.on_batch is None  # detached
+    assert first == (tiny_lm.loglikelihood(requests), tiny_lm.generate(generations))  # asked directly
+    assert not vars(tiny_lm).keys() & {"loglikelihood_tokens", "generate", "on_batch"}  # untouched
+
+
+def test_rolling_requests_go_through_the_layer_window_by_window(tiny_lm, tmp_path):
+    texts = [" ".join(f"w{i}" for i in range(300)), "a short text"]
+    ns, _ = namespace_for(tiny_lm, "cpu")
+    layer = CacheLayer(tiny_lm, ResponseStore(tmp_path / "c.sqlite"), ns)
+    windows = len(tiny_lm.rolling_pairs(texts, 32)[0])
+    assert windows > len(texts)
+    first = layer.loglikelihood_rolling(texts, context=32)
+    assert (layer.hits, layer.computed) == (0, windows)
+    assert first == tiny_lm.loglikelihood_rolling(texts, context=32)
+    again = CacheLayer(tiny_lm, ResponseStore(tmp_path / "c.sqlite"), ns)
+    assert again.loglikelihood_rolling(texts, context=32) == first
+    assert (again.hits, again.computed) == (windows, 0)
 
 
 def test_copied_checkpoint_shares_the_cache_and_changed_weights_do_not(capsys, kit, tmp_path):

@@ -25,9 +25,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Progress = Callable[[int], None]
-# Called after every computed batch with the request kind ("loglikelihood": keys are
-# (context ids, continuation ids) tuples; "generate": keys are `GenerationRequest`s) and the
-# answers, so that they can be stored at once (harness.cache). Any new compute path must call it.
+# Passed by the caller (harness.cache.CacheLayer) and called after every computed batch with the
+# request kind ("loglikelihood": keys are (context ids, continuation ids) tuples; "generate": keys
+# are `GenerationRequest`s) and the answers, so that they can be stored at once. Any new compute
+# path must call it.
 BatchHook = Callable[[str, list[Any], list[Any]], None]
 AUTO_BATCH_START = 64  # --batch-size auto: the first size tried (then halved on out-of-memory)
 # Allocation failures as MindSpore, PyTorch (CPU, CUDA) and the OS word them (as harness.cache does).
@@ -129,7 +130,6 @@ class LanguageModel:
         self.share_prefixes = True
         self.rolling_context = rolling_context
         self.stats = Stats()
-        self.on_batch: BatchHook | None = None
         eos = tokenizer.eos_token_id
         bos = getattr(tokenizer, "bos_token_id", None)
         self.eos_token_id: int | None = eos
@@ -168,8 +168,10 @@ class LanguageModel:
                                            self.encode_context) for r in requests]
 
     def loglikelihood_tokens(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
-                             progress: Progress | None = None) -> list[LoglikelihoodResult]:
-        """Score (context ids, continuation ids) pairs; identical pairs are computed once."""
+                             progress: Progress | None = None,
+                             on_batch: BatchHook | None = None) -> list[LoglikelihoodResult]:
+        """Score (context ids, continuation ids) pairs; identical pairs are computed once
+        (`on_batch`: told every computed batch)."""
         keys = [(tuple(c), tuple(t)) for c, t in pairs]
         distinct, inverse = _unique(keys)
         multiplicity = Counter(inverse)
@@ -193,8 +195,8 @@ class LanguageModel:
                 self.stats.tokens += len(rows[i]) - 1
                 results[i] = LoglikelihoodResult(float(logprobs.sum()), bool(greedy.all()),
                                                  int(n_targets[i]))
-            if self.on_batch:
-                self.on_batch("loglikelihood", [distinct[i] for i in batch], [results[i] for i in batch])
+            if on_batch:
+                on_batch("loglikelihood", [distinct[i] for i in batch], [results[i] for i in batch])
             if progress:
                 progress(sum(multiplicity[i] for i in batch))
 
@@ -256,6 +258,16 @@ class LanguageModel:
                               context: int | None = None) -> list[LoglikelihoodResult]:
         """Whole-text log-likelihood over windows of the model's context length; every window
         after the first keeps `context` tokens of left context (None: `self.rolling_context`)."""
+        windows, owner = self.rolling_pairs(texts, context)
+        scored = self.loglikelihood_tokens(windows)
+        if progress:
+            progress(len(texts))
+        return window_totals(len(texts), owner, scored)
+
+    def rolling_pairs(self, texts: Sequence[str], context: int | None = None
+                      ) -> tuple[list[tuple[list[int], list[int]]], list[int]]:
+        """Every text's rolling windows as (context ids, continuation ids) pairs, and for each
+        window the index of its text (`context`: as in `loglikelihood_rolling`)."""
         context = self.rolling_context if context is None else context
         windows: list[tuple[list[int], list[int]]] = []
         owner: list[int] = []
@@ -264,20 +276,13 @@ class LanguageModel:
                                         context):
                 windows.append(pair)
                 owner.append(i)
-        scored = self.loglikelihood_tokens(windows)
-        totals = [0.0] * len(texts)
-        counts = [0] * len(texts)
-        for i, result in zip(owner, scored, strict=True):
-            totals[i] += result.logprob
-            counts[i] += result.n_tokens
-        if progress:
-            progress(len(texts))
-        return [LoglikelihoodResult(t, False, n) for t, n in zip(totals, counts, strict=True)]
+        return windows, owner
 
     # ---------------------------------------------------------------- generation
-    def generate(self, requests: Sequence[GenerationRequest],
-                 progress: Progress | None = None) -> list[str]:
-        """Greedy (or seeded top-k) continuations, each cut at its first stop string."""
+    def generate(self, requests: Sequence[GenerationRequest], progress: Progress | None = None,
+                 on_batch: BatchHook | None = None) -> list[str]:
+        """Greedy (or seeded top-k) continuations, each cut at its first stop string (`on_batch`:
+        told every computed batch)."""
         distinct, inverse = _unique(list(requests))
         multiplicity = Counter(inverse)
         prompts = [self._generation_prompt(r) for r in distinct]
@@ -294,8 +299,8 @@ class LanguageModel:
                                          widths[batch[0]])
             for i, text in zip(batch, texts, strict=True):
                 outputs[i] = text
-            if self.on_batch:
-                self.on_batch("generate", [distinct[i] for i in batch], texts)
+            if on_batch:
+                on_batch("generate", [distinct[i] for i in batch], texts)
             if progress:
                 progress(sum(multiplicity[i] for i in batch))
 
@@ -345,6 +350,18 @@ class LanguageModel:
             logits = self.backend.decode(state, tokens)
             self.stats.forward_calls += 1
         return [cut_at_stop(self.decode(g), r.until) for g, r in zip(generated, requests, strict=True)]
+
+
+def window_totals(n_texts: int, owner: Sequence[int],
+                  scored: Sequence[LoglikelihoodResult]) -> list[LoglikelihoodResult]:
+    """Each text's log-likelihood and scored tokens, summed over its windows (`owner`: each
+    window's text, as `LanguageModel.rolling_pairs` gives it)."""
+    totals = [0.0] * n_texts
+    counts = [0] * n_texts
+    for i, result in zip(owner, scored, strict=True):
+        totals[i] += result.logprob
+        counts[i] += result.n_tokens
+    return [LoglikelihoodResult(t, False, n) for t, n in zip(totals, counts, strict=True)]
 
 
 def _pick(logits: np.ndarray, request: GenerationRequest, rng: np.random.Generator | None) -> int:
