@@ -390,11 +390,14 @@ def _prepare(spec: YamlSpec, renderer: Renderer) -> Callable[[dict], dict]:
             raise HarnessError(f"{spec.path}: doc_to_text must give text (multiple-input tasks such as "
                                "winogrande are not supported)")
         doc[TEXT_FIELD] = text
-        if kind == "loglikelihood_rolling":
-            doc["_counts"] = {"words": count_words(text), "bytes": count_bytes(text)}
         return doc
 
     return prepare
+
+
+def _words_and_bytes(doc: dict) -> dict[str, int]:
+    """A rolling task's perplexity denominators: words and UTF-8 bytes of the scored target."""
+    return {"words": count_words(doc[TEXT_FIELD]), "bytes": count_bytes(doc[TEXT_FIELD])}
 
 
 def yaml_task(spec: YamlSpec) -> Task:
@@ -417,6 +420,7 @@ def yaml_task(spec: YamlSpec) -> Task:
         templates=TEMPLATE,
         prompt_dir=PROMPTS_DIR,
         prepare=_prepare(spec, renderer),
+        unit_counts=_words_and_bytes if spec.output_type == "loglikelihood_rolling" else lambda doc: {},
         version=str(version),
         target_delimiter=str(spec.config.get("target_delimiter", " ")),
         fewshot_delimiter=str(spec.config.get("fewshot_delimiter", "\n\n")),

@@ -31,6 +31,7 @@ class Kind:
     prepare: str
     template: str
     rows: tuple[dict, ...]
+    task_fields: str = ""  # more `Task(...)` arguments, each on a new line (e.g. unit_counts=...)
 
 
 KINDS = {
@@ -72,9 +73,15 @@ KINDS = {
         imports="from harness.scorers import byte_perplexity, token_perplexity\n"
                 "from harness.task import Rolling, Task",
         prepare='''def prepare(row: dict) -> dict:
-    """A raw row -> template fields; `_counts` holds the denominators of per-unit perplexities
-    (here the UTF-8 bytes of the text, for byte_perplexity)."""
-    return {"text": row["text"], "_counts": {"bytes": len(row["text"].encode("utf-8"))}}''',
+    """A raw row -> template fields."""
+    return {"text": row["text"]}
+
+
+def unit_counts(doc: dict) -> dict:
+    """The denominators of per-unit perplexities (here the UTF-8 bytes of the text, for
+    byte_perplexity)."""
+    return {"bytes": len(doc["text"].encode("utf-8"))}''',
+        task_fields="\n        unit_counts=unit_counts,",
         template="{{ text }}\n",
         rows=({"text": "A short paragraph of text whose log-likelihood is scored as a whole."},
               {"text": "Another one, so that the perplexity averages two texts."})),
@@ -140,7 +147,7 @@ TASKS = [
         scorers={kind.scorers},
         templates=TEMPLATES,
         prompt_dir={where.prompt_dir},
-        prepare=prepare,
+        prepare=prepare,{kind.task_fields}
         # joins the rendered prompt and each continuation (the template itself ends without one)
         target_delimiter=" ",
         # hub=HubSource("user/dataset", split="test"),  # optional: without it, pass --data-files

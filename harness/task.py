@@ -142,11 +142,11 @@ class Rolling(Adapter):
 
     def outcome(self, task, doc, results, requests=()):
         r = results[0]
-        # `text`: what was scored (the rendered document); `_counts` (e.g. words and bytes of the
-        # original text) are the perplexity denominators.
+        # `text`: what was scored (the rendered document); the task's `unit_counts` (e.g. words and
+        # bytes of the original text) are the perplexity denominators.
         text = requests[0].text if requests else ""
         return Outcome(logprob=r.logprob, n_tokens=r.n_tokens, references=[],
-                       extra={"text": text, **doc.get("_counts", {})})
+                       extra={"text": text, **task.unit_counts(doc)})
 
 
 @dataclass(frozen=True)
@@ -189,6 +189,9 @@ class Task:
     references: Callable[[Doc], list[str]] = lambda doc: [doc["target"]]
     choices: Callable[[Doc], list[str]] = lambda doc: list(doc["choices"])
     gold: Callable[[Doc], int] = lambda doc: int(doc["gold"])
+    # Perplexity tasks: a document's units (e.g. {"words": ..., "bytes": ...} of its original
+    # text), the denominators of word/byte perplexities and bits per byte.
+    unit_counts: Callable[[Doc], dict[str, int]] = lambda doc: {}
     hub: HubSource | None = None
     local: LocalFormat = field(default_factory=LocalFormat)
     version: str = "1"

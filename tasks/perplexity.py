@@ -78,8 +78,12 @@ def wikitext_doc(original: str) -> dict:
         "original": original,
         "detokenized": dt.DETOKENIZERS["wikitext"](original),
         "lm_eval": dt.lm_eval_wikitext(original),
-        "_counts": {"words": count_words(original), "bytes": count_bytes(original)},
     }
+
+
+def words_and_bytes(doc: dict) -> dict[str, int]:
+    """Words and UTF-8 bytes of the original text (WikiText)."""
+    return {"words": count_words(doc["original"]), "bytes": count_bytes(doc["original"])}
 
 
 def prepare_wikitext(row: dict) -> list[dict]:
@@ -97,14 +101,16 @@ def prepare_lines(row: dict) -> list[dict]:
 
 def stream_group(detokenizer: Callable[[str], str]) -> Callable[[list[dict]], list[dict]]:
     def group(docs: list[dict]) -> list[dict]:
-        lines = [d["line"] for d in docs]
-        original = "".join(line + "\n" for line in lines)
-        words = sum(len(line.split()) + 1 for line in lines)
-        return [{
-            "original": original, "detokenized": detokenizer(original),
-            "_counts": {"words": words, "bytes": count_bytes(original)},
-        }]
+        original = "".join(d["line"] + "\n" for d in docs)
+        return [{"original": original, "detokenized": detokenizer(original)}]
     return group
+
+
+def stream_words_and_bytes(doc: dict) -> dict[str, int]:
+    """A stream's words (every sentence's tokens plus one end of sentence per line) and the
+    UTF-8 bytes of its original text (PTB, 1BW)."""
+    original = doc["original"]
+    return {"words": len(original.split()) + original.count("\n"), "bytes": count_bytes(original)}
 
 
 # ------------------------------------------------------------------ enwik8, text8
@@ -135,8 +141,12 @@ def prepare_text8(row: dict) -> list[dict]:
 
 def group_pieces(docs: list[dict]) -> list[dict]:
     original = "".join(d["piece"] for d in docs)
-    return [{"original": original,
-             "_counts": {"bytes": count_bytes(original), "characters": len(original)}}]
+    return [{"original": original}]
+
+
+def bytes_and_characters(doc: dict) -> dict[str, int]:
+    """UTF-8 bytes and characters of the original text (enwik8, text8)."""
+    return {"bytes": count_bytes(doc["original"]), "characters": len(doc["original"])}
 
 
 # ------------------------------------------------------------------ tasks
@@ -144,11 +154,11 @@ WORD_METRICS = (word_perplexity, token_perplexity, byte_perplexity, bits_per_byt
 DETOK_TEMPLATES = {"gpt2-paper": "perplexity/detokenized.jinja", "raw": "perplexity/raw.jinja"}
 
 
-def lm_task(name: str, description: str, hub: HubSource, prepare, group, templates, scorers,
-            local: LocalFormat = WHOLE_FILE) -> Task:
+def lm_task(name: str, description: str, hub: HubSource, prepare, group, unit_counts, templates,
+            scorers, local: LocalFormat = WHOLE_FILE) -> Task:
     return Task(name=name, description=description, adapter=Rolling(), scorers=scorers,
-                templates=templates, prompt_dir=PROMPTS_DIR, prepare=prepare, group=group, hub=hub,
-                local=local)
+                templates=templates, prompt_dir=PROMPTS_DIR, prepare=prepare, group=group,
+                unit_counts=unit_counts, hub=hub, local=local)
 
 
 def parquet_conversion(repo: str, config: str, split: str, splits: tuple[str, ...] = ()) -> HubSource:
@@ -164,23 +174,25 @@ WIKITEXT_TEMPLATES = {**DETOK_TEMPLATES, "lm-eval": "perplexity/lm-eval-wikitext
 TASKS = [
     lm_task("wikitext-2", "WikiText-2 test articles: word/token/byte perplexity, bits per byte",
             HubSource("EleutherAI/wikitext_document_level", "wikitext-2-raw-v1", split="test"),
-            prepare_wikitext, group_wikitext, WIKITEXT_TEMPLATES, WORD_METRICS),
+            prepare_wikitext, group_wikitext, words_and_bytes, WIKITEXT_TEMPLATES, WORD_METRICS),
     lm_task("wikitext-103", "WikiText-103 test articles: word/token/byte perplexity, bits per byte",
             HubSource("EleutherAI/wikitext_document_level", "wikitext-103-raw-v1", split="test"),
-            prepare_wikitext, group_wikitext, WIKITEXT_TEMPLATES, WORD_METRICS),
+            prepare_wikitext, group_wikitext, words_and_bytes, WIKITEXT_TEMPLATES, WORD_METRICS),
     lm_task("ptb", "Penn Treebank (Mikolov) test as one stream: word/token/byte perplexity",
             parquet_conversion("ptb-text-only/ptb_text_only", "penn_treebank", "test",
                                ("train", "validation", "test")),
-            prepare_lines, stream_group(dt.DETOKENIZERS["ptb"]), DETOK_TEMPLATES, WORD_METRICS),
+            prepare_lines, stream_group(dt.DETOKENIZERS["ptb"]), stream_words_and_bytes,
+            DETOK_TEMPLATES, WORD_METRICS),
     lm_task("1bw", "One Billion Word benchmark test as one stream: word/token/byte perplexity",
             parquet_conversion("billion-word-benchmark/lm1b", "plain_text", "test"),
-            prepare_lines, stream_group(dt.DETOKENIZERS["1bw"]), DETOK_TEMPLATES, WORD_METRICS),
+            prepare_lines, stream_group(dt.DETOKENIZERS["1bw"]), stream_words_and_bytes,
+            DETOK_TEMPLATES, WORD_METRICS),
     lm_task("enwik8", "enwik8 test (last 5M bytes): bits per byte",
             parquet_conversion("LTCB/enwik8", "enwik8-raw", "train"),
-            prepare_enwik8, group_pieces, {"raw": "perplexity/raw.jinja"},
+            prepare_enwik8, group_pieces, bytes_and_characters, {"raw": "perplexity/raw.jinja"},
             (bits_per_byte, byte_perplexity, token_perplexity)),
     lm_task("text8", "text8 test (last 5M characters): bits per character",
             HubSource("afmck/text8", None, split="test"),
-            prepare_text8, group_pieces, {"raw": "perplexity/raw.jinja"},
+            prepare_text8, group_pieces, bytes_and_characters, {"raw": "perplexity/raw.jinja"},
             (bits_per_character, token_perplexity)),
 ]

@@ -20,3 +20,34 @@ def test_distributed_keeps_only_the_msrun_transport():
     from harness.shard import write_partial
 
     assert callable(gather) and callable(write_partial)
+
+
+def test_a_whole_harness_run_imports_no_compare_module(tmp_path):
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"text": "the cat sat on the mat"}\n{"text": "a dog ran to the park"}\n')
+    code = ("import sys\nfrom harness.cli import main\n"
+            f"code = main(['run', '--model', 'tiny', '--task', 'lambada', '--data-files', {str(data)!r}, "
+            f"'--no-progress', '--log-samples', '--output-dir', {str(tmp_path / 'out')!r}])\n"
+            "assert code == 0, code\n"
+            "print(sorted(m for m in sys.modules if m.startswith('harness.compare')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert list((tmp_path / "out" / "tiny" / "lambada").glob("*.json"))  # it ran and wrote its result
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_documents_carry_no_hidden_keys():
+    """What a task's documents hold is what its templates read; perplexity denominators come from
+    the task's `unit_counts`, not from keys hidden in the document."""
+    from harness.registry import discover
+
+    registry = discover()
+    rows = {"wikitext-2": {"text": " = A = \n \n one two . \n = B = \n \n three . \n"},
+            "ptb": {"text": "one two\nthree\n"}, "enwik8": {"text": "<page>x</page>\n"},
+            "text8": {"text": "one two three"}}
+    for name, row in rows.items():
+        task = registry.get(name)
+        prepared = task.prepare(row)
+        docs = task.group(prepared if isinstance(prepared, list) else [prepared])
+        assert docs and all(not key.startswith("_") for doc in docs for key in doc), name
+        assert all(task.unit_counts(doc) for doc in docs), name
