@@ -51,3 +51,18 @@ def test_documents_carry_no_hidden_keys():
         docs = task.group(prepared if isinstance(prepared, list) else [prepared])
         assert docs and all(not key.startswith("_") for doc in docs for key in doc), name
         assert all(task.unit_counts(doc) for doc in docs), name
+
+
+def test_one_reference_store_serves_the_table_and_compare():
+    from pathlib import Path
+
+    import harness
+    from harness.references import load_reference, reference_points
+
+    root = Path(harness.__file__).parent
+    stores = [p.relative_to(root).as_posix() for p in root.rglob("gpt2-paper.json")]
+    assert stores == ["references/gpt2-paper.json"]
+    data = load_reference("gpt2-paper")
+    for entry in data["entries"]:
+        drawn = {(p.model, p.value) for p in reference_points(entry["task"], entry["metric"])}
+        assert drawn == {(data["models"][m]["checkpoint"], v) for m, v in entry["values"].items()}

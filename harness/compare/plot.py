@@ -17,8 +17,8 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
-from harness.compare.reference import reference_points  # noqa: E402
 from harness.compare.runs import Runs  # noqa: E402
+from harness.references import reference_points  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 from harness.compare.pairs import corpus_scorer
-from harness.compare.reference import load_reference
 from harness.compare.runs import RowKey, Runs
+from harness.references import all_reference_points
 
 PROMPT_CHARS = 1500  # the end of long prompts is kept (it is where the question is)
 
@@ -121,7 +121,7 @@ def render_report(runs: Runs, tables: dict[str, tuple[list[str], list[list[str]]
     for task, path in plots.items():
         encoded = base64.b64encode(path.read_bytes()).decode("ascii")
         parts.append(f"<img alt='{html.escape(task)} scaling plot' src='data:image/png;base64,{encoded}'>")
-    refs = sorted({(p.source, p.task, p.metric, p.model, p.value, p.where) for p in load_reference()
+    refs = sorted({(p.source, p.task, p.metric, p.model, p.value, p.where) for p in all_reference_points()
                    if p.task in plots})  # only the tasks of this report
     if refs:
         items = "".join(f"<li>{html.escape(f'{s}: {t} {m} {mo} = {v:g} ({w})')}</li>"
