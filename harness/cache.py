@@ -220,13 +220,13 @@ def request_key(kind: str, item: Any) -> bytes:
     return hashlib.sha256(text.encode("ascii")).digest()
 
 
-def _encode(kind: str, answer: Any) -> str:
+def encode_answer(kind: str, answer: Any) -> str:
     if kind == "loglikelihood":
         return json.dumps([answer.logprob, answer.is_greedy, answer.n_tokens])
     return json.dumps(answer)
 
 
-def _decode(kind: str, value: str) -> Any:
+def decode_answer(kind: str, value: str) -> Any:
     data = json.loads(value)
     if kind == "loglikelihood":
         return LoglikelihoodResult(float(data[0]), bool(data[1]), int(data[2]))
@@ -287,7 +287,8 @@ class CacheLayer:
 
     # ------------------------------------------------------------------ internals
     def _store_batch(self, kind: str, items: list[Any], answers: list[Any]) -> None:
-        rows = [(request_key(kind, item), _encode(kind, a)) for item, a in zip(items, answers, strict=True)]
+        rows = [(request_key(kind, item), encode_answer(kind, a))
+                for item, a in zip(items, answers, strict=True)]
         self._recent.update(rows)
         self.computed += len(rows)
         if self.store is not None and self.ns is not None:
@@ -303,7 +304,7 @@ class CacheLayer:
         hit_items: dict[bytes, Any] = {}
         for j, key in enumerate(keys):
             if key in found:
-                answers[j] = _decode(kind, found[key])
+                answers[j] = decode_answer(kind, found[key])
                 hit_items.setdefault(key, items[j])
             else:
                 todo.append(j)
@@ -324,7 +325,7 @@ class CacheLayer:
                 self._halve_batch(exc)
                 done = [j for j in todo if keys[j] in self._recent]
                 for j in done:
-                    answers[j] = _decode(kind, self._recent[keys[j]])
+                    answers[j] = decode_answer(kind, self._recent[keys[j]])
                 todo = [j for j in todo if keys[j] not in self._recent]
                 continue
             for j, answer in zip(todo, computed, strict=True):

@@ -33,7 +33,7 @@ from harness_prompts import PROMPTS_DIR
 from jinja2 import StrictUndefined, TemplateError
 
 from harness.errors import HarnessError
-from harness.prompts import _Sandbox
+from harness.prompts import Sandbox
 from harness.scorers import (
     Accuracy,
     AccuracyNorm,
@@ -148,7 +148,7 @@ class Renderer:
 
     def __init__(self, spec: YamlSpec) -> None:
         self.spec = spec
-        self.env = _Sandbox(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+        self.env = Sandbox(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
         self.env.filters["regex_replace"] = lambda s, pattern, repl, count=0: re.sub(pattern, repl, s,
                                                                                     count=count)
         self._compiled: dict[str, Any] = {}

@@ -103,7 +103,7 @@ def _memory_limit(extra: int) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
+class Sandbox(ImmutableSandboxedEnvironment):
     """Jinja's immutable sandbox (no attributes starting with `_`, no unsafe callables, no
     mutation of data, `range` capped), and `*`/`**` capped so a template cannot exhaust memory."""
 
@@ -120,7 +120,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 
 def _environment() -> ImmutableSandboxedEnvironment:
-    return _Sandbox(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
+    return Sandbox(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
 
 
 @dataclass

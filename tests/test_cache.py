@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from harness import models
-from harness.cache import CacheLayer, ResponseStore, _decode, _encode, namespace_for, request_key
+from harness.cache import CacheLayer, ResponseStore, decode_answer, encode_answer, namespace_for, request_key
 from harness.cli import main
 from harness.fingerprint import file_digest, folder_digest
 from harness.requests import GenerationRequest, LoglikelihoodRequest, LoglikelihoodResult
@@ -37,10 +37,11 @@ def _bits(x: float) -> bytes:
 def test_loglikelihood_values_round_trip_bit_for_bit(value, tmp_path):
     store = ResponseStore(tmp_path / "c.sqlite")
     answer = LoglikelihoodResult(value, True, 3)
-    store.put_many("ns", [(b"k", _encode("loglikelihood", answer))])
-    back = _decode("loglikelihood", ResponseStore(tmp_path / "c.sqlite").get_many("ns", [b"k"])[b"k"])
+    store.put_many("ns", [(b"k", encode_answer("loglikelihood", answer))])
+    back = decode_answer("loglikelihood", ResponseStore(tmp_path / "c.sqlite").get_many("ns", [b"k"])[b"k"])
     assert _bits(back.logprob) == _bits(value) and back.is_greedy is True and back.n_tokens == 3
-    nan = _decode("loglikelihood", _encode("loglikelihood", LoglikelihoodResult(math.nan, False, 1)))
+    stored = encode_answer("loglikelihood", LoglikelihoodResult(math.nan, False, 1))
+    nan = decode_answer("loglikelihood", stored)
     assert math.isnan(nan.logprob)
 
 
