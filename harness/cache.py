@@ -248,7 +248,7 @@ class CacheLayer:
     def __init__(self, lm: LanguageModel, store: ResponseStore | None = None, ns: str | None = None,
                  echo: Callable[[str], None] | None = None, guard: Any = None) -> None:
         self.lm = lm
-        self.guard = guard or _NoGuard()  # harness.session.StopRequest: stop between batches
+        self.guard = guard or _NoGuard()  # harness.run_state.StopRequest: stop between batches
         self.store = store if ns is not None else None
         self.ns = ns
         self.echo = echo

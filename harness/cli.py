@@ -43,7 +43,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--model", "model", default="gpt2", show_default=True,
               help="Hub id, local checkpoint folder, or 'tiny'; comma-separated for several.")
 @click.option("--backend", type=click.Choice(["auto", "native", "mindnlp", "torch"]), default="auto",
-              show_default=True, help="Engine that runs the model: auto is native (hand-written "
+              show_default=True, help="Backend that runs the model: auto is native (hand-written "
               "MindSpore) for GPT-2, Llama, Qwen2 and Mistral checkpoints, mindnlp for other architectures.")
 @click.option("--device", type=click.Choice(["cpu", "gpu", "ascend"]), default="cpu",
               show_default=True)
@@ -93,7 +93,7 @@ def run_command(task, suite, model, backend, device, dtype, batch_size, limit, n
                 no_cache, cache_file, add_bos_token, shard, task_files, include_path, output_format) -> None:
     """Evaluate model(s) on task(s) and write results/<model>/<task>/<time>.json."""
     # SIGINT/SIGTERM blocked before any import starts a thread (numpy's BLAS, MindSpore): every
-    # thread inherits the mask, and the run's watcher thread takes them (harness.session.StopRequest)
+    # thread inherits the mask, and the run's watcher thread takes them (harness.run_state.StopRequest)
     deferred = hasattr(signal, "pthread_sigmask")
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM)) if deferred else None
     try:
@@ -179,7 +179,7 @@ def tasks_command(check_hub: bool) -> None:
               "mindnlp|torch,dtype=...,cache=true|false,cache_file=PATH,add_bos_token=true|false.")
 @click.argument("lm_eval_args", nargs=-1, type=click.UNPROCESSED)
 def lm_eval_command(model_args: str, lm_eval_args: tuple[str, ...]) -> None:
-    """Run lm-evaluation-harness's own CLI with this harness's engines as `--model harness`
+    """Run lm-evaluation-harness's own CLI with this harness's backends as `--model harness`
     (arguments after `--` go to lm-eval, e.g. `-- --tasks arc_easy --limit 10`)."""
     from harness.lm_eval_entry import run_lm_eval
 

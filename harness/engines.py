@@ -1,4 +1,4 @@
-"""Choose, once per process, which engine `import torch` reaches.
+"""Choose, once per process, which backend `import torch` reaches.
 
 mindnlp replaces `torch` with a MindSpore-backed implementation for the whole process, so
 the choice must be made before anything imports torch, and cannot change afterwards.
@@ -16,53 +16,53 @@ from types import ModuleType
 
 from harness.errors import HarnessError
 
-ENGINES = ("mindnlp", "torch", "native")
+BACKENDS = ("mindnlp", "torch", "native")
 DEVICES = ("cpu", "gpu", "ascend")
 _active: str | None = None
 
 
-def activate(engine: str, device: str = "cpu") -> None:
-    """Make `engine` the process's engine and select `device` on it."""
+def activate(backend: str, device: str = "cpu") -> None:
+    """Make `backend` the process's backend and select `device` on it."""
     global _active
-    if engine not in ENGINES:
-        raise HarnessError(f"unknown backend '{engine}'; choose one of: {', '.join(ENGINES)}")
+    if backend not in BACKENDS:
+        raise HarnessError(f"unknown backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
     if device not in DEVICES:
         raise HarnessError(f"unknown device '{device}'; choose one of: {', '.join(DEVICES)}")
-    if engine == "native":  # plain MindSpore: lives beside either engine, claims none
+    if backend == "native":  # plain MindSpore: lives beside either backend, claims none
         _set_mindspore_device(device)
         return
     if _active is not None:
-        if _active != engine:
+        if _active != backend:
             raise HarnessError(
-                f"backend '{engine}' requested after '{_active}' was loaded in this process; "
+                f"backend '{backend}' requested after '{_active}' was loaded in this process; "
                 "run one backend per process"
             )
         return
     # Keep the official hub unless the user chose a mirror (mindnlp would otherwise set one).
     os.environ.setdefault("HF_ENDPOINT", "https://huggingface.co")
-    if engine == "mindnlp":
+    if backend == "mindnlp":
         if "torch" in sys.modules and not hasattr(sys.modules["torch"], "_mindspore_backed"):
             _check_torch_not_real()
         _activate_mindnlp(device)
     elif device == "ascend":
         raise HarnessError("--device ascend needs the MindSpore backend: use --backend mindnlp")
     else:
-        import_engine("torch", engine)
-    _active = engine
+        import_backend_package("torch", backend)
+    _active = backend
 
 
 def active() -> str | None:
     return _active
 
 
-def activate_all(engines: list[str], device: str = "cpu") -> None:
+def activate_all(backends: list[str], device: str = "cpu") -> None:
     """Activate what several models will need, in an order that works: mindnlp must replace
-    `torch` before anything (the native engine's tokenizer included) imports the real one."""
-    if "mindnlp" in engines and "torch" in engines:
+    `torch` before anything (the native backend's tokenizer included) imports the real one."""
+    if "mindnlp" in backends and "torch" in backends:
         raise HarnessError("the mindnlp and torch backends cannot share a process; "
                            "run the models in separate commands")
-    for engine in sorted(set(engines), key=("mindnlp", "torch", "native").index):
-        activate(engine, device)
+    for backend in sorted(set(backends), key=("mindnlp", "torch", "native").index):
+        activate(backend, device)
 
 
 def _check_torch_not_real() -> None:
@@ -78,12 +78,12 @@ def _check_torch_not_real() -> None:
 def _activate_mindnlp(device: str) -> None:
     # mindnlp prints an unrelated diffusers notice on import; keep the user's terminal clean.
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        import_engine("mindnlp", "mindnlp")
+        import_backend_package("mindnlp", "mindnlp")
     _set_mindspore_device(device)
 
 
 def _set_mindspore_device(device: str) -> None:
-    mindspore = import_engine("mindspore", _active or "native")
+    mindspore = import_backend_package("mindspore", _active or "native")
 
     target = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}[device]
     try:
@@ -102,16 +102,16 @@ def _current_target(mindspore) -> str | None:
         return None
 
 
-def torch_device(engine: str, device: str) -> str:
-    """The device string `tensor.to(...)` expects for this engine."""
-    if engine == "torch":
+def torch_device(backend: str, device: str) -> str:
+    """The device string `tensor.to(...)` expects for this backend."""
+    if backend == "torch":
         return {"cpu": "cpu", "gpu": "cuda"}.get(device, "cpu")
     return "cpu" if device == "cpu" else {"gpu": "cuda", "ascend": "npu"}[device]
 
 
 # ---------------------------------------------------------------- a stack that fails to import
-def import_engine(package: str, backend: str) -> ModuleType:
-    """Import an engine's package; any failure becomes one line (`import_failure`), exit 2."""
+def import_backend_package(package: str, backend: str) -> ModuleType:
+    """Import an backend's package; any failure becomes one line (`import_failure`), exit 2."""
     try:
         return importlib.import_module(package)
     except Exception as exc:  # noqa: BLE001 - a broken install raises anything at import

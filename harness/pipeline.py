@@ -19,9 +19,9 @@ from harness.merge import gather, partial_label
 from harness.progress import duration
 from harness.registry import discover
 from harness.results import DiskFull, ResultRecord, clean_task_folder, package_versions, write_result
+from harness.run_state import RunState
 from harness.runner import RunSettings, TaskRun, evaluate, load_documents, template_names
 from harness.sensitivity import sensitivity_table
-from harness.session import Session
 from harness.shard import Shard, write_partial
 from harness.suites import check_data_files, data_files_for
 from harness.table import build_table, render
@@ -79,7 +79,7 @@ def _rate(run: TaskRun) -> str:
 
 def result_record(run: TaskRun, lm: models.LanguageModel, request: RunRequest,
                   cache: dict[str, Any] | None = None, notes: list[str] | None = None) -> ResultRecord:
-    """The result of one task run (`cache`, `notes`: the session's account of it)."""
+    """The result of one task run (`cache`, `notes`: the run state's account of it)."""
     spec = lm.spec
     return ResultRecord(
         task={
@@ -120,17 +120,17 @@ def run(request: RunRequest, echo=click.echo) -> list[Path]:
         distributed.serve_scheduler()
         return []
     cache_file = (request.cache_file or default_cache_file(request.output_dir)) if request.cache else None
-    session = Session(cache_file, echo, request.debug)
+    run_state = RunState(cache_file, echo, request.debug)
     try:
-        with session.stop.installed():
-            return _run(request, echo, session)
+        with run_state.stop.installed():
+            return _run(request, echo, run_state)
     except KeyboardInterrupt:
-        raise session.interrupted() from None
+        raise run_state.interrupted() from None
     finally:
-        session.close()
+        run_state.close()
 
 
-def _run(request: RunRequest, echo, session: Session) -> list[Path]:
+def _run(request: RunRequest, echo, run_state: RunState) -> list[Path]:
     if request.settings.limit is not None and request.settings.limit < 1:
         raise HarnessError(f"--limit must be a positive number of examples, got {request.settings.limit}")
     if request.batch_size != "auto" and int(request.batch_size) < 1:
@@ -144,7 +144,7 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
     if request.output_format != "harness" and request.shard is not None:
         raise HarnessError("--output-format lm-eval does not apply to --shard runs; write the merged result "
                            "with harness merge")
-    tasks = session.resolve_tasks(registry, request.tasks)
+    tasks = run_state.resolve_tasks(registry, request.tasks)
     # every (task, template) to run; a bad template fails before any model is loaded (in a
     # multi-task run, only its task: the others still run, as with bad data)
     plan, failed = [], 0
@@ -152,16 +152,16 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
         try:
             plan += [(task, name) for name in template_names(task, request.settings.template)]
         except HarnessError as exc:
-            session.fail(task.name, None, exc, single=len(tasks) == 1)
+            run_state.fail(task.name, None, exc, single=len(tasks) == 1)
             failed += 1
     if not plan:
-        session.finish()
+        run_state.finish()
     tasks = [task for task in tasks if any(planned is task for planned, _ in plan)]
     single = len(plan) * len(request.models) == 1 and not failed
     check_data_files(request.settings.data_files, [t.name for t in tasks])
     # models, then data, are checked before any model is loaded (a missing folder, bad data: seconds)
     backends = [models.backend_for(name, request.backend) for name in request.models]
-    documents = session.preflight(tasks, lambda task: load_documents(task, dataclasses.replace(
+    documents = run_state.preflight(tasks, lambda task: load_documents(task, dataclasses.replace(
         request.settings, data_files=data_files_for(request.settings.data_files, task.name))), single)
     written: list[Path] = []
     records: list[dict] = []  # every result of this run, as written (for the closing tables)
@@ -182,25 +182,25 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
         note(f"loaded {lm.name} in {duration(time.perf_counter() - started)}")
         finished: list[tuple[TaskRun, dict]] = []  # for --output-format lm-eval
         try:
-            cache_layer = session.add_cache_layer(lm, request.device)
+            cache_layer = run_state.add_cache_layer(lm, request.device)
             for task, template in plan:
                 if task.name not in documents:  # its data failed to load (reported already)
                     continue
                 clean_task_folder(request.output_dir, lm.name, task.name)  # litter of killed writers
                 settings = dataclasses.replace(request.settings, template=template)
                 label = task.name if len(plan) == len(tasks) else f"{task.name} ({template})"
-                before = session.counters(cache_layer)
+                before = run_state.counters(cache_layer)
                 try:
                     task_run = evaluate(lm, task, settings, _progress_factory(request.progress),
                                         documents=documents[task.name], shard=shard, cache=cache_layer)
                 except Exception as exc:  # noqa: BLE001 - a plugin may raise anything; others go on
                     if cluster:  # rank 0 must not wait for this rank's share
                         cluster.send_error(partial_label(lm.name, task.name, template), exc)
-                    session.fail(label, lm.name, exc, single)
+                    run_state.fail(label, lm.name, exc, single)
                     continue
                 note(f"{lm.name} {label}: {task_run.n_examples} examples in "
                      f"{duration(task_run.wall_seconds)} ({_rate(task_run)} examples/s)")
-                cache, notes = session.cache_and_notes(cache_layer, before, label, task_run.truncated)
+                cache, notes = run_state.cache_and_notes(cache_layer, before, label, task_run.truncated)
                 record = result_record(task_run, lm, request, cache, notes)
                 if shard is not None:  # a partial result; under msrun rank 0 also merges them all
                     launch = {"launch": cluster.launch, "device": cluster.device} if cluster else None
@@ -209,7 +209,7 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
                                                      request.log_samples, launch, echo)
                         gathered = cluster and gather(cluster, record, task, request.output_dir, echo)
                     except HarnessError as exc:
-                        session.fail(label, lm.name, exc, single)
+                        run_state.fail(label, lm.name, exc, single)
                         continue
                     written.append(path)
                     if gathered:
@@ -224,7 +224,7 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
                     path = write_result(request.output_dir, lm.name, task.name, record,
                                         task_run.samples if request.log_samples else None)
                 except DiskFull as exc:
-                    raise HarnessError(f"{exc}; {session.kept_answers()}") from None
+                    raise HarnessError(f"{exc}; {run_state.kept_answers()}") from None
                 written.append(path)
                 echo(f"wrote {path}", err=True)
             if finished and request.output_format != "harness":
@@ -244,5 +244,5 @@ def _run(request: RunRequest, echo, session: Session) -> list[Path]:
         if rows:
             echo("Prompt sensitivity (mean ± std [min, max] across templates):")
             echo(render(header, rows))
-    session.finish()
+    run_state.finish()
     return written

@@ -128,7 +128,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 @dataclass
-class Session:
+class RunState:
+    """What one `harness run` keeps across its task runs (see the module docstring): the
+    response store and each model's `CacheLayer`, failed task runs, the truncation warning, Ctrl-C."""
+
     cache_file: Path | None  # None: --no-cache
     echo: Callable[..., Any]
     debug: bool = False
@@ -220,7 +223,7 @@ class Session:
     def cache_and_notes(self, layer: CacheLayer, before: tuple[int, int, int], task: str,
                         truncated: int) -> tuple[dict[str, Any], list[str]]:
         """The `cache` and `notes` fields of one task run's result (and the truncation warning,
-        once per session)."""
+        once per run)."""
         lm = layer.lm
         hits, computed, notes = self.counters(layer)
         self.written += 1
