@@ -134,8 +134,8 @@ def test_run_records_the_choice_and_torch_backend_agrees(llama_lm, llama_folder,
 
 
 def test_cache_namespace_holds_the_bos_choice(tiny_lm):
-    with_bos = LanguageModel("tiny", tiny_lm.tokenizer, tiny_lm.backend, 8, add_bos_token=True)
-    with_bos.spec = tiny_lm.spec
+    with_bos = LanguageModel("tiny", tiny_lm.tokenizer, tiny_lm.backend, 8, add_bos_token=True,
+                             spec=tiny_lm.spec)
     plain_ns, plain_description = namespace_for(tiny_lm, "cpu")
     bos_ns, bos_description = namespace_for(with_bos, "cpu")
     assert plain_ns != bos_ns and bos_description["add_bos_token"] is True
