@@ -81,6 +81,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--shard", default=None, metavar="I/N",
               help="Evaluate only shard I of N (0-based) and write a partial result; combine the N "
               "partials with harness merge.")
+@click.option("--workers", default="1", show_default=True, metavar="N|auto",
+              help="Worker processes, each evaluating 1/N of the examples with cores/N engine threads, "
+              "merged into one result; auto: as many as pay on this CPU (see docs/bench.md).")
 @click.option("--task-file", "task_files", default=None,
               help="lm-eval task YAML file(s), comma-separated: run their tasks (with --task, as well).")
 @click.option("--include-path", default=None, type=click.Path(path_type=Path),
@@ -90,7 +93,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
               "samples_<task>_<time>.jsonl with --log-samples) in OUTPUT_DIR/<model>/; both: ours too.")
 def run_command(task, suite, model, backend, device, dtype, batch_size, limit, num_fewshot, template,
                 data_files, rolling_stride, output_dir, log_samples, max_new_tokens, seed, no_progress,
-                no_cache, cache_file, add_bos_token, shard, task_files, include_path, output_format) -> None:
+                no_cache, cache_file, add_bos_token, shard, workers, task_files, include_path,
+                output_format) -> None:
     """Evaluate model(s) on task(s) and write results/<model>/<task>/<time>.json."""
     # SIGINT/SIGTERM blocked before any import starts a thread (numpy's BLAS, MindSpore): every
     # thread inherits the mask, and the run's watcher thread takes them (harness.run_state.StopRequest)
@@ -99,7 +103,8 @@ def run_command(task, suite, model, backend, device, dtype, batch_size, limit, n
     try:
         _run_command(task, suite, model, backend, device, dtype, batch_size, limit, num_fewshot, template,
                      data_files, rolling_stride, output_dir, log_samples, max_new_tokens, seed, no_progress,
-                     no_cache, cache_file, add_bos_token, shard, task_files, include_path, output_format)
+                     no_cache, cache_file, add_bos_token, shard, task_files, include_path, output_format,
+                     workers)
     finally:
         if deferred:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
@@ -108,7 +113,7 @@ def run_command(task, suite, model, backend, device, dtype, batch_size, limit, n
 def _run_command(task, suite, model, backend, device, dtype, batch_size, limit, num_fewshot, template,
                  data_files, rolling_stride, output_dir, log_samples, max_new_tokens, seed, no_progress,
                  no_cache, cache_file, add_bos_token, shard, task_files, include_path,
-                 output_format) -> None:
+                 output_format, workers="1") -> None:
     from harness.pipeline import RunRequest, run
     from harness.runner import RunSettings
 
@@ -139,6 +144,12 @@ def _run_command(task, suite, model, backend, device, dtype, batch_size, limit, 
         from harness.shard import parse_shard
 
         request.shard = parse_shard(shard)
+    from harness.workers import child_arguments, parse_workers
+
+    request.workers = parse_workers(workers)
+    if request.workers != 1:  # what each worker is started with
+        request.child_args = child_arguments(click.get_current_context())
+        request.root_args = ["--debug"] if request.debug else []
     run(request, echo=click.echo)
 
 

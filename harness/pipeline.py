@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from harness import distributed, engines, models
+from harness import workers as worker_pool
 from harness.cache import default_cache_file
 from harness.errors import HarnessError
 from harness.merge import gather, partial_label
@@ -48,6 +49,9 @@ class RunRequest:
     extra_tasks: list = field(default_factory=list)  # tasks not from plugins (--task-file, --include-path)
     output_format: str = "harness"  # "harness", "lm-eval" (lm-eval's result files) or "both"
     add_bos_token: bool | None = None  # None: as the tokenizer does (--add-bos-token/--no-add-bos-token)
+    workers: int | str = 1  # --workers N|auto: N child processes, one shard each (harness.workers)
+    child_args: list[str] | None = None  # the `harness run` options a worker is started with
+    root_args: list[str] = field(default_factory=list)  # options before `run` (--debug)
 
 
 def _progress_factory(enabled: bool):
@@ -163,6 +167,17 @@ def _run(request: RunRequest, echo, run_state: RunState) -> list[Path]:
     backends = [models.backend_for(name, request.backend) for name in request.models]
     documents = run_state.preflight(tasks, lambda task: load_documents(task, dataclasses.replace(
         request.settings, data_files=data_files_for(request.settings.data_files, task.name))), single)
+    workers = worker_pool.count_for(request, documents)
+    if workers > 1:  # the children load the models; this process merges what they write
+        cache_file = run_state.cache_file
+        written, records = worker_pool.run_parallel(
+            workers, worker_pool.threads_per_worker(worker_pool.usable_cores(), workers),
+            request.child_args or [], request.root_args, request.output_dir, cache_file,
+            request.log_samples, {t.name: t for t in tasks}, run_state.stop, echo,
+            lambda line: echo(line, err=True) if request.progress else None)
+        _closing_tables(records, echo)
+        run_state.finish()
+        return written
     written: list[Path] = []
     records: list[dict] = []  # every result of this run, as written (for the closing tables)
     engines.activate_all(backends, request.device)  # mindnlp first, whatever the order of the models
@@ -237,6 +252,12 @@ def _run(request: RunRequest, echo, run_state: RunState) -> list[Path]:
             lm.backend.release()
             del lm
             gc.collect()
+    _closing_tables(records, echo)
+    run_state.finish()
+    return written
+
+
+def _closing_tables(records: list[dict], echo) -> None:
     if records:
         header, rows = build_table(records)
         echo(render(header, rows))
@@ -244,5 +265,3 @@ def _run(request: RunRequest, echo, run_state: RunState) -> list[Path]:
         if rows:
             echo("Prompt sensitivity (mean ± std [min, max] across templates):")
             echo(render(header, rows))
-    run_state.finish()
-    return written
