@@ -144,7 +144,7 @@ class Worker:
             lines = []
         lines = [ln for ln in lines if ln and not ln.startswith("[WARNING]")]
         errors = [ln for ln in lines if ln.startswith("error:")]
-        return errors or lines[-1:] or [f"exit code {self.process.returncode}"]
+        return errors or lines[-1:] or [""]
 
 
 @dataclasses.dataclass
@@ -276,13 +276,15 @@ def run_parallel(count: int, threads: int, run_args: Sequence[str], root_args: S
         raise stop
     if outcome.failed is not None:
         worker = outcome.failed
+        code = worker.process.returncode
         *before, last = worker.error_lines()
         for line in dict.fromkeys(before):  # e.g. the task runs a summary line refers to
             echo(line, err=True)
-        error = HarnessError(f"worker {worker.index}/{count} failed (exit code {worker.process.returncode}): "
-                             f"{last.removeprefix('error: ')} (its log: {worker.log}); "
+        how = (f"was killed by {signal.Signals(-code).name}" if code < 0
+               else f"failed (exit code {code}): {last.removeprefix('error: ')}")
+        error = HarnessError(f"worker {worker.index}/{count} {how} (its log: {worker.log}); "
                              f"{len(written)} result file(s) written; {kept}")
-        error.exit_code = worker.process.returncode if worker.process.returncode > 0 else 1
+        error.exit_code = code if code > 0 else 1
         raise error
     shutil.rmtree(scratch, ignore_errors=True)
     return written, records
