@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: the engine's default)")
     parser.add_argument("--warmup", type=int, default=0, help="untimed call on the first N requests")
+    parser.add_argument("--barrier", default=None,
+                        help="a folder: after loading (and warmup), wait until --parties workers are ready")
+    parser.add_argument("--parties", type=int, default=1)
     args = parser.parse_args(argv)
     if args.threads:
         set_threads(args.backend, args.threads)
@@ -53,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     warmup_s = time.perf_counter() - start
     if work is not None:  # count the timed call only
         work.body_tokens = work.head_positions = 0
+    if args.barrier:
+        wait_for_parties(args.barrier, args.parties)
     start = time.perf_counter()
     answers = call(requests)
     run_s = time.perf_counter() - start
@@ -80,6 +85,17 @@ def instrument(backend: object):  # noqa: ANN201 - bench.work.Work | None
     except (AttributeError, TypeError, RuntimeError):
         return None
     return work
+
+
+def wait_for_parties(folder: str, parties: int) -> None:
+    """Side-by-side workers start their timed calls together: each says it is ready, then waits
+    for the others (a file each in `folder`)."""
+    import os
+    from pathlib import Path
+
+    Path(folder, f"ready-{os.getpid()}").touch()
+    while len(list(Path(folder).glob("ready-*"))) < parties:
+        time.sleep(0.01)
 
 
 def set_threads(backend: str, n: int) -> None:

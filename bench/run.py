@@ -58,6 +58,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="Python that has lm-eval installed (default: this one; pip install -e .[bench])")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads for every system (default 0: each engine's own default)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="also run each harness system as N worker processes side by side (system "
+                   "'<system>-xN', as harness run --workers N), each with (--threads or all cores)/N threads")
     p.add_argument("--warmup", type=int, default=0,
                    help="first run the first N requests untimed (compilation, caches); default 0: cold")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per system and workload")
@@ -121,6 +124,83 @@ def run_system(system: str, model: str, requests: Path, args: argparse.Namespace
     return report
 
 
+def engine_of(system: str) -> str:
+    return ENGINE_OF[system.split("-x")[0]]
+
+
+def run_workers(system: str, model: str, work: workloads.Workload, args: argparse.Namespace,
+                tmp: Path) -> dict:
+    """`system`-xN: N harness workers side by side, each on a share of the examples (balanced by
+    characters, examples whole, as `harness.shard.split` deals them) with (threads or cores)/N
+    threads; they load, wait for each other, then start their timed calls at once. Its run time is
+    the slowest worker's; answers are put back in request order."""
+    from harness.shard import split
+    from harness.workers import threads_per_worker, usable_cores
+
+    base, count = system.split("-x")[0], args.workers
+    per = len(work.requests) // work.n_examples  # requests per example (choices)
+    groups = [work.requests[i * per:(i + 1) * per] for i in range(work.n_examples)]
+    parts = split([sum(len(str(x)) for r in g for x in r[:2]) for g in groups], count)
+    threads = threads_per_worker(args.threads or usable_cores(), count)
+    barrier = tmp / f"barrier-{system}-{work.kind}"
+    barrier.mkdir()
+    procs, outs = [], []
+    for index, part in enumerate(parts):
+        requests = tmp / f"{system}-{work.kind}-{index}.json"
+        requests.write_text(json.dumps({"kind": work.kind, "requests": [r for i in part for r in groups[i]]}),
+                            encoding="utf-8")
+        out = tmp / f"{system}-{work.kind}-{index}.out.json"
+        cmd = [sys.executable, "-m", "bench.harness_worker", "--backend", base, "--model", model,
+               "--requests", str(requests), "--out", str(out), "--batch-size", str(args.batch_size),
+               "--threads", str(threads), "--warmup", str(args.warmup),
+               "--barrier", str(barrier), "--parties", str(count)]
+        env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+               "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(REPO),
+               "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))
+        outs.append(out)
+    errors = []
+    for proc in procs:
+        try:
+            _, err = proc.communicate(timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+            errors.append(f"timed out after {args.timeout:.0f} s")
+            continue
+        if proc.returncode != 0:
+            lines = [ln for ln in (err or "").strip().splitlines() if ln.strip()]
+            errors.append((lines[-1] if lines else f"exit code {proc.returncode}")[:200])
+    if errors or not all(o.exists() for o in outs):
+        return {"error": errors[0] if errors else "a worker wrote no report"}
+    reports = [json.loads(o.read_text(encoding="utf-8")) for o in outs]
+    results: list = [None] * len(work.requests)
+    for part, report in zip(parts, reports, strict=True):
+        slots = [i * per + k for i in part for k in range(per)]
+        for slot, answer in zip(slots, report["results"], strict=True):
+            results[slot] = answer
+    works = [r["work"] for r in reports]
+    total = ({k: sum(w[k] for w in works) for k in works[0]} if all(works) else None)
+    return {"load_s": max(r["load_s"] for r in reports), "warmup_s": max(r["warmup_s"] for r in reports),
+            "run_s": max(r["run_s"] for r in reports), "results": results,
+            "engine": f"{reports[0]['engine']} x{count} ({threads} thread(s) each)",
+            "tokens": sum(r["tokens"] for r in reports), "work": total,
+            "workers": [{"run_s": r["run_s"], "n": len(p)} for r, p in zip(reports, parts, strict=True)]}
+
+
+def _compare_workers(work: workloads.Workload, runs: dict) -> None:
+    """Each `<system>-xN` against its one-process run: speed ratio and answer agreement."""
+    for system, run in runs.items():
+        base = system.split("-x")[0]
+        one = runs.get(base, {})
+        if "-x" not in system or "results" not in run or "results" not in one:
+            continue
+        times = ", ".join(f"{w['run_s']:.1f} s" for w in run["workers"])
+        print(f"  {system} vs {base}: {run['examples_per_s'] / one['examples_per_s']:.2f}x  "
+              f"({agreement(work, run['results'], one['results'])}; workers' run times {times})", flush=True)
+
+
 # ------------------------------------------------------------------ scoring (same code for all)
 def score(work: workloads.Workload, results: list) -> dict[str, float]:
     if work.kind == "loglikelihood":
@@ -161,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         systems = _split(args.systems, ALL_SYSTEMS, "system")
+        if args.workers < 1:
+            raise HarnessError(f"--workers must be at least 1, got {args.workers}")
         kinds = _split(args.workloads, workloads.KINDS, "workload")
         model = resolve_model(args.model, args.tokenizer)
         if args.json and args.json.exists():
@@ -172,13 +254,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     order = [s for s in ALL_SYSTEMS if s in systems]
+    if args.workers > 1:  # each harness system again, as N workers, right after its one-process run
+        order = [x for s in order for x in ([s, f"{s}-x{args.workers}"] if s in HARNESS_SYSTEMS else [s])]
     threads = args.threads or "engine default"
     print(f"model {model}; batch size {args.batch_size}; threads {threads}; systems {', '.join(order)}",
           flush=True)
     report: dict = {"model": model, "batch_size": args.batch_size, "threads": args.threads,
                     "warmup": args.warmup, "workloads": {}}
     shape = flops.model_shape(Path(model))
-    rates = matmul_rates({ENGINE_OF[s] for s in order}, Path(model), args)
+    rates = matmul_rates({engine_of(s) for s in order}, Path(model), args)
     report["matmul"], report["model_shape"] = rates, shape.__dict__
     for engine, probe in sorted(rates.items()):
         shapes = ", ".join(f"{k} {v:.0f}" for k, v in probe.get("gflops", {}).items())
@@ -194,7 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"\n== {kind}: {work.n_examples} examples, {len(work.requests)} requests", flush=True)
             runs = {}
             for system in order:
-                run = run_system(system, model, requests, args, tmp)
+                run = (run_workers(system, model, work, args, tmp) if "-x" in system
+                       else run_system(system, model, requests, args, tmp))
                 runs[system] = run
                 if "error" in run:
                     print(f"  {system:8s} unavailable: {run['error']}", flush=True)
@@ -206,10 +291,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"load {run['load_s']:5.1f} s  {warm}{_fmt(run['scores'])}  [{run['engine']}]",
                       flush=True)
                 run["limit"] = distance(counter.needed(work, run["results"]), run, shape,
-                                        rates.get(ENGINE_OF[system], {}))
-                print(f"  {system:8s} {_fmt_limit(run['limit'], ENGINE_OF[system])}", flush=True)
+                                        rates.get(engine_of(system), {}))
+                print(f"  {system:8s} {_fmt_limit(run['limit'], engine_of(system))}", flush=True)
             report["workloads"][kind] = {"n_examples": work.n_examples, "runs": runs}
             _compare(work, runs)
+            _compare_workers(work, runs)
     headline = next((s for s in HEADLINE_ORDER if s in order and all(
         "error" not in report["workloads"][k]["runs"].get(s, {"error": 1}) for k in kinds)), None)
     if args.json:
@@ -313,7 +399,7 @@ def _summary(report: dict, order: Sequence[str]) -> None:
             if "work_ratio" in limit:
                 rate = f"{limit['rate_fraction']:.2f}×" if "rate_fraction" in limit else "?"
                 parts.append(f"{kind} rate {rate} work {limit['work_ratio']:.2f}×")
-        print(f"limit {system} ({ENGINE_NAMES[ENGINE_OF[system]]}): " + ("; ".join(parts) or "not measured"))
+        print(f"limit {system} ({ENGINE_NAMES[engine_of(system)]}): " + ("; ".join(parts) or "not measured"))
 
 
 def _ratio(runs: dict, system: str | None) -> str:
