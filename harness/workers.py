@@ -41,7 +41,7 @@ from typing import Any
 from harness.errors import HarnessError
 
 MAX_AUTO_WORKERS = 4   # each worker holds a whole model: memory grows with N
-MIN_BATCHES_PER_WORKER = 4  # below this, model loading and graph compilation dominate
+MIN_BATCHES_PER_WORKER = 12  # below this, loading, compiling and thinner batches eat the gain
 STOP_GRACE_SECONDS = 600  # a stopped worker finishes its batch in flight; then it is killed
 LOG_NAME = "worker-{index}.log"
 # options the parent decides for its children (never passed on as given)

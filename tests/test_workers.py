@@ -118,11 +118,11 @@ def test_workers_do_not_combine_with_shard(data, tmp_path, capsys):
 def test_auto_picks_workers_only_where_they_pay():
     assert parse_workers("auto") == "auto" and parse_workers(" 3 ") == 3
     assert auto_workers("cpu", 2, 1000, 8) == 2
-    assert auto_workers("cpu", 2, 63, 8) == 1  # under 4 batches of 8 per worker
+    assert auto_workers("cpu", 2, 191, 8) == 1  # under 12 batches of 8 per worker
     assert auto_workers("cpu", 1, 1000, 8) == 1
     assert auto_workers("gpu", 16, 1000, 8) == 1
     assert auto_workers("cpu", 16, 1000, 8) == 4  # at most 4, and a divisor of the cores
-    assert auto_workers("cpu", 16, 100, 8) == 2
+    assert auto_workers("cpu", 16, 300, 8) == 2
     assert auto_workers("cpu", 6, 1000, "auto") == 3
 
 
