@@ -174,7 +174,7 @@ def start(count: int, threads: int, run_args: Sequence[str], root_args: Sequence
 def wait(workers: list[Worker], stop: Any, poll: float = 0.1) -> Outcome:
     """Wait for every worker (one that fails leaves the others running, as a failing task leaves
     the other tasks of a run: what they compute is written or cached). A signal
-    (KeyboardInterrupt from `stop`, the session's StopRequest) is handed on to the workers."""
+    (KeyboardInterrupt from `stop`, the run's StopRequest (harness.run_state)) is handed on to the workers."""
     outcome = Outcome()
     while True:
         try:
@@ -268,7 +268,7 @@ def run_parallel(count: int, threads: int, run_args: Sequence[str], root_args: S
     kept = (f"the model's answers are kept in {cache_file}; rerun the same command to resume"
             if cache_file is not None else "the response cache is off, so a rerun starts over")
     if outcome.signum is not None:
-        from harness.session import Interrupted
+        from harness.run_state import Interrupted
 
         shutil.rmtree(scratch, ignore_errors=True)
         stop = Interrupted(f"interrupted: {len(written)} result file(s) written; {kept}")
