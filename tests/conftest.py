@@ -72,6 +72,21 @@ def harness_cli(*args: str, env: dict | None = None, timeout: int = 600):
                           timeout=timeout, cwd=REPO)
 
 
+def stored_responses(db: Path) -> int:
+    """Answers stored in a response-cache file so far (0 before its schema is written)."""
+    import sqlite3
+
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    except sqlite3.OperationalError:  # created, schema not written yet
+        return 0
+    finally:
+        conn.close()
+
+
 @pytest.fixture(scope="session")
 def kit_root(tmp_path_factory) -> Path:
     """A separately installed task-plugin distribution (tests/plugin_kit.py), written once."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from tests.conftest import REPO
+from tests.conftest import REPO, stored_responses
 from tests.plugin_kit import kit_env, kit_rows, write_jsonl
 
 TASKS = ("kit-ll", "kit-mc", "kit-greedy", "kit-sample", "kit-rolling")
@@ -118,18 +117,6 @@ def test_partly_cached_run_equals_uncached_run(uncached, data, tmp_path, kit):
     assert resumed["kit-ll"][0]["truncated_inputs"] == 1
 
 
-def _stored(db: Path) -> int:
-    if not db.exists():
-        return 0
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-    except sqlite3.OperationalError:  # created, schema not written yet
-        return 0
-    finally:
-        conn.close()
-
-
 def _start_and_signal(args: list[str], env: dict, db: Path, at_least: int, sig: int):
     """Start `harness args`, send `sig` once `db` holds `at_least` responses; (rc, stderr)."""
     exe = Path(sys.executable).with_name("harness")
@@ -137,7 +124,7 @@ def _start_and_signal(args: list[str], env: dict, db: Path, at_least: int, sig: 
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while proc.poll() is None and time.monotonic() < deadline:
-        if _stored(db) >= at_least:
+        if stored_responses(db) >= at_least:
             proc.send_signal(sig)
             break
         time.sleep(0.02)
@@ -159,12 +146,12 @@ def test_interrupted_then_killed_run_resumes_without_recomputing(uncached, data,
     ours = [line for line in err.splitlines() if not line.startswith("[WARNING]")]
     assert len(ours) == 1 and ours[0].startswith("interrupted:"), err
     assert "rerun the same command to resume" in ours[0] and str(db) in ours[0]
-    after_ctrl_c = _stored(db)
+    after_ctrl_c = stored_responses(db)
     assert after_ctrl_c >= 2
 
     code, err = _start_and_signal(args, env, db, after_ctrl_c + 2, signal.SIGKILL)
     assert code == -signal.SIGKILL, err
-    after_kill = _stored(db)
+    after_kill = stored_responses(db)
     total = sum(uncached["1"][task][0]["cache"]["computed"] for task in TASKS)
     assert after_ctrl_c + 2 <= after_kill < total  # killed halfway
 

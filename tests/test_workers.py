@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import pytest
 
 from harness.cli import main
 from harness.workers import auto_workers, parse_workers
-from tests.conftest import LAMBADA, REPO, WMT14, harness_cli, require
+from tests.conftest import LAMBADA, REPO, WMT14, harness_cli, require, stored_responses
 
 TASKS = ("lambada", "translation-en-fr")
 N_LAMBADA, N_WMT = 8, 5
@@ -127,18 +126,6 @@ def test_auto_picks_workers_only_where_they_pay():
 
 
 # ---------------------------------------------------------------- from outside: kill, SIGTERM
-def _stored(db: Path) -> int:
-    if not db.exists():
-        return 0
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        conn.close()
-
-
 def _workers_of(marker: str) -> dict[int, int]:
     """Live `harness.workers` processes whose command line holds `marker`: pid -> shard index."""
     found = {}
@@ -188,7 +175,7 @@ def test_sigterm_stops_the_workers_with_143_and_the_same_command_resumes(data, r
     db = tmp_path / "cache.sqlite"
     args = _args(data, tmp_path / "out", "--workers", "2", "--batch-size", "1", "--cache-file", str(db))
     proc = _start(args)
-    _wait_for(lambda: _stored(db) >= 2, proc, "two stored answers")
+    _wait_for(lambda: stored_responses(db) >= 2, proc, "two stored answers")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 143, err
@@ -196,7 +183,7 @@ def test_sigterm_stops_the_workers_with_143_and_the_same_command_resumes(data, r
     assert len(ours) == 1 and ours[0].startswith("interrupted:") and str(db) in ours[0], err
     assert "rerun the same command to resume" in ours[0]
     assert _workers_of(str(db)) == {}
-    stored = _stored(db)
+    stored = stored_responses(db)
     total = sum(reference[task][0]["cache"]["computed"] for task in TASKS)
     assert 2 <= stored < total  # stopped part way
 
