@@ -25,6 +25,7 @@ parent writes every task run all workers finished, then names the failure on one
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -192,7 +193,7 @@ def wait(workers: list[Worker], stop: Any, poll: float = 0.1) -> Outcome:
 def _signal(workers: list[Worker], signum: int) -> None:
     for worker in workers:
         if worker.process.poll() is None:
-            with _quiet_os_error():
+            with contextlib.suppress(OSError):
                 worker.process.send_signal(signum)
 
 
@@ -212,14 +213,6 @@ def stop_all(workers: list[Worker]) -> None:
                     other.process.kill()
                     other.process.wait()
             raise
-
-
-class _quiet_os_error:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, exc, tb) -> bool:
-        return kind is not None and issubclass(kind, OSError)
 
 
 def merge_finished(scratch: Path, tasks: dict[str, Any], workers: int) -> list[tuple[Any, list[dict] | None]]:
@@ -314,7 +307,8 @@ def _option_values(args: Sequence[str], name: str) -> list[str]:
 def _stop_when_parent_dies() -> None:
     """The parent holds our stdin open; end of file means it is gone: stop as on SIGTERM."""
     def watch() -> None:
-        with _quiet_os_error():  # os.read: no buffered reader's lock, which blocks interpreter exit
+        # os.read: no buffered reader's lock, which would block interpreter exit
+        with contextlib.suppress(OSError):
             while os.read(0, 4096):
                 pass
         os.kill(os.getpid(), signal.SIGTERM)
