@@ -343,15 +343,20 @@ class CacheLayer:
         return prompt_truncated(len(prompt), item.max_new_tokens, lm.max_length)
 
     def _halve_batch(self, exc: BaseException) -> None:
+        """The one out-of-memory policy (fixed and `--batch-size auto` alike): halve the batch size
+        until it is below the rows of the batch that failed, say so, and carry on."""
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         old = self.lm.batch_size
-        if old <= 1:
+        failed = self.lm.rows_in_flight or old
+        if old <= 1 or failed <= 1:
             raise HarnessError(f"out of memory even at batch size 1 ({reason}); use a smaller model, "
                                "--dtype float16, or a lower --max-new-tokens") from exc
-        self.lm.batch_size = old // 2
+        new = old // 2
+        while new > 1 and new >= failed:  # --batch-size auto starts above the rows it has
+            new //= 2
+        self.lm.batch_size = new
         gc.collect()
-        note = (f"out of memory at batch size {old} ({reason}); continued with batch size "
-                f"{self.lm.batch_size}")
+        note = f"out of memory at batch size {old} ({reason}); continued with batch size {new}"
         self.lm.stats.notes.append(note)
         if self.echo:
             self.echo(f"warning: {note}")

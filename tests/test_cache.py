@@ -225,7 +225,8 @@ def test_out_of_memory_halves_the_batch_and_says_so(capsys, kit, tmp_path, monke
 
 
 def test_out_of_memory_at_batch_size_one_is_one_line(capsys, kit, tmp_path, monkeypatch):
-    data = write_jsonl(tmp_path / "rows.jsonl", kit_rows(2))
+    rows = [{"context": f"Short context {i}", "target": f"w{i}"} for i in range(2)]  # one width bucket
+    data = write_jsonl(tmp_path / "rows.jsonl", rows)
     _with_small_memory(monkeypatch, rows=0)
     code, err = _run(capsys, "run", "--model", "tiny", "--task", "kit-ll", "--data-files", str(data),
                      "--batch-size", "2", "--no-progress", "--output-dir", str(tmp_path / "out"))
@@ -234,6 +235,17 @@ def test_out_of_memory_at_batch_size_one_is_one_line(capsys, kit, tmp_path, monk
     assert lines[0] == ("warning: out of memory at batch size 2 (CUDA out of memory. Tried to allocate "
                         "20.00 GiB (GPU 0; 79.11 GiB total)); continued with batch size 1")
     assert len(lines) == 2 and lines[1].startswith("error: out of memory even at batch size 1")
+
+
+def test_a_one_row_batch_out_of_memory_stops_at_once(capsys, kit, tmp_path, monkeypatch):
+    """Halving cannot help a batch that had one row (its width is alone): one line, no halvings."""
+    data = write_jsonl(tmp_path / "rows.jsonl", kit_rows(2))  # two widths: batches of one row
+    _with_small_memory(monkeypatch, rows=0)
+    code, err = _run(capsys, "run", "--model", "tiny", "--task", "kit-ll", "--data-files", str(data),
+                     "--batch-size", "2", "--no-progress", "--output-dir", str(tmp_path / "out"))
+    assert code == 2
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: out of memory even at batch size 1 (CUDA out")
 
 
 class FullDisk:

@@ -13,7 +13,7 @@ import pytest
 
 from harness import models
 from harness.errors import HarnessError
-from harness.models.native_engine import PLACE
+from harness.models.native_engine import SHARED_CONTEXT
 from harness.requests import GenerationRequest, LoglikelihoodRequest
 
 HERE = Path(__file__).resolve().parent
@@ -129,7 +129,8 @@ def test_whole_network_graph_and_per_layer_graphs_give_identical_numbers(family_
     hidden = {}
     for whole in (False, True):
         h, cache = model.forward(ids, pos, causal, whole=whole)
-        g, _ = model.forward(ids[:2, :steps], at, allowed, PLACE, cache, slots, np.array([3, 1]), whole=whole)
+        g, _ = model.forward(ids[:2, :steps], at, allowed, SHARED_CONTEXT, cache, slots, np.array([3, 1]),
+                             whole=whole)
         hidden[whole] = (h.asnumpy(), g.asnumpy())
     assert np.array_equal(hidden[False][0], hidden[True][0])
     assert np.array_equal(hidden[False][1], hidden[True][1])

@@ -6,7 +6,6 @@ and sampling are identical whichever engine computes the numbers.
 
 from __future__ import annotations
 
-import gc
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -123,9 +122,10 @@ class LanguageModel:
         self.spec = spec  # where the model came from (None: built in memory)
         self.tokenizer = tokenizer
         self.backend = backend
-        # --batch-size auto: the largest batch that fits, backing off on out-of-memory.
+        # --batch-size auto: start large (out-of-memory halving: harness.cache.CacheLayer).
         self.auto_batch = batch_size == "auto"
         self.batch_size = AUTO_BATCH_START if self.auto_batch else max(1, int(batch_size))
+        self.rows_in_flight = 0  # rows of the batch being computed (for the out-of-memory policy)
         # Rows that share an unscored prefix (multiple choice) run it once, if the backend can.
         self.share_prefixes = True
         self.rolling_context = rolling_context
@@ -202,8 +202,9 @@ class LanguageModel:
 
         plan = self._score_batches(rows, n_targets, widths)  # forward passes per (rows, width) ahead
         self.backend.expect(Counter((n, widths[batch[0]]) for batch, _, n in plan))
-        for batch, shared, _ in self._score_batches(rows, n_targets, widths):
-            self._run_batch(batch, lambda part, shared=shared: run(part, shared))
+        for batch, shared, n in self._score_batches(rows, n_targets, widths):
+            self.rows_in_flight = n  # out-of-memory is handled by harness.cache.CacheLayer
+            run(batch, shared)
         return [results[k] for k in inverse]  # type: ignore[misc]
 
     def _score_batches(self, rows: Sequence[Sequence[int]], n_targets: Sequence[int],
@@ -239,20 +240,6 @@ class LanguageModel:
             return
         fits = max(1, int(free // 2 // max(1, estimate(width))))
         self.batch_size = min(self.batch_size, 1 << (fits.bit_length() - 1))
-
-    def _run_batch(self, batch: list[int], run: Callable[[list[int]], None]) -> None:
-        """Run one batch; with --batch-size auto, halve the batch size on out-of-memory and retry."""
-        try:
-            run(batch)
-        except Exception as exc:
-            if not (self.auto_batch and len(batch) > 1 and is_out_of_memory(exc)):
-                raise
-            half = self.batch_size = max(1, len(batch) // 2)
-            self.stats.notes.append(f"--batch-size auto: out of memory with {len(batch)} rows; "
-                                    f"batch size now {half}")
-            gc.collect()
-            for k in range(0, len(batch), half):
-                self._run_batch(batch[k : k + half], run)
 
     def loglikelihood_rolling(self, texts: Sequence[str], progress: Progress | None = None, *,
                               context: int | None = None) -> list[LoglikelihoodResult]:
@@ -306,7 +293,8 @@ class LanguageModel:
 
         self.backend.expect(Counter((len(b), widths[b[0]]) for b in _batches(order, widths, self.batch_size)))
         for batch in _batches(order, widths, lambda: self.batch_size):
-            self._run_batch(batch, run)
+            self.rows_in_flight = len(batch)
+            run(batch)
         return [outputs[k] for k in inverse]
 
     def _generation_prompt(self, request: GenerationRequest) -> list[int]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from harness.models import NATIVE_FAMILIES as FAMILIES
 from harness.models.backend import Backend
-from harness.models.native_engine import FRESH, PLACE, Network
+from harness.models.native_engine import FRESH, SHARED_CONTEXT, Network
 
 HEAD_CHUNK = 512  # rows per output-layer call: bounds the [rows, vocab] logits in memory
 SHARED_CHUNK = 16  # multi-token continuations per call of `score_shared`: bounds KV-cache copies
@@ -192,7 +192,7 @@ class NativeBackend(Backend):
             context_row[r] = owner[r]
             flat += range(r * steps, r * steps + n)
             targets += row[start + 1 : start + 1 + n]
-        hidden, _ = self.model.forward(ids, pos, allowed, PLACE, cache, slot_of_token, context_row)
+        hidden, _ = self.model.forward(ids, pos, allowed, SHARED_CONTEXT, cache, slot_of_token, context_row)
         lp, gr = self._scored(hidden, np.asarray(flat), np.asarray(targets))
         return self._split(lp, gr, counts)
 

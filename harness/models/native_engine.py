@@ -21,8 +21,10 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, mint, mutable, ops
 
-# How a block obtains the keys/values it attends to (a compile-time constant).
-FRESH, DECODE, PLACE = 0, 1, 2
+# How a block obtains the keys/values it attends to (a compile-time constant): FRESH, this call's own
+# tokens; DECODE, one new token after a prompt cache and the generated tokens' window;
+# SHARED_CONTEXT, continuation tokens written into a copy of a shared context's cache row.
+FRESH, DECODE, SHARED_CONTEXT = 0, 1, 2
 # When an input shape gets a whole-network graph: once the time it would already have saved on the
 # calls so far (per call ~30 ms of graph-call overhead plus ~0.3 ms per token row, measured on
 # GPT-2-small, CPU; both and the compile time grow with the depth) exceeds what compiling it costs
@@ -67,8 +69,8 @@ def attend(q, k, v, mode: int, ctx, kv):
     cache_k, cache_v, new_k, new_v = kv
     if mode == DECODE:
         return _attend_decode(q, k, v, allowed, cache_k, cache_v, new_k, new_v)
-    if mode == PLACE:
-        keys, values = _placed(k, v, cache_k, cache_v, slot_of_token, context_row)
+    if mode == SHARED_CONTEXT:
+        keys, values = _with_shared_context(k, v, cache_k, cache_v, slot_of_token, context_row)
     else:  # FRESH: keys are this call's own tokens
         keys, values = k, v
     return _softmax_attention(q, keys, values, allowed), keys, values
@@ -81,7 +83,7 @@ def _softmax_attention(q, keys, values, allowed):
     return _ungrouped(_bmm(probs, values), groups, T)
 
 
-def _placed(k, v, cache_k, cache_v, slot_of_token, context_row):
+def _with_shared_context(k, v, cache_k, cache_v, slot_of_token, context_row):
     """Row b continues cache row context_row[b]; token t goes to slot s where slot_of_token[b,0,t,s] == 1
     (exact: x*1 + 0s). Returns the full keys/values the row attends to."""
     B, K, _, T = k.shape
@@ -230,7 +232,7 @@ class Network:
         """Hidden states before the final norm [B,T,D] and the keys and values of every layer
         ((k0, v0, k1, v1, ...), an opaque cache for later calls).
 
-        PLACE mode: row b continues row `context_row[b]` of `cache`, its token t written to the
+        SHARED_CONTEXT mode: row b continues row `context_row[b]` of `cache`, its token t written to the
         slot s where `slot_of_token[b, t, s]` is 1. An input shape runs on per-layer graphs until a
         whole-network graph has paid for itself (see WHOLE_GRAPH_COMPILE_S; `whole` forces either
         way); both give bit-identical numbers."""

@@ -17,10 +17,10 @@ from typing import NamedTuple
 import numpy as np
 from mindspore import Tensor, mint, ops
 
-from harness.models.native_engine import (  # noqa: F401 - FRESH/PLACE/DECODE: the modes, re-exported
+from harness.models.native_engine import (  # noqa: F401 - FRESH/SHARED_CONTEXT/DECODE: the modes, re-exported
     DECODE,
     FRESH,
-    PLACE,
+    SHARED_CONTEXT,
     Graphs,
     Network,
     as_tensor,
