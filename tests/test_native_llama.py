@@ -15,6 +15,8 @@ from harness import models
 from harness.errors import HarnessError
 from harness.models.native_engine import SHARED_CONTEXT
 from harness.requests import GenerationRequest, LoglikelihoodRequest
+from tests.continuous_batching import PROMPTS as CONTINUOUS_PROMPTS
+from tests.continuous_batching import check_continuous_batching
 
 HERE = Path(__file__).resolve().parent
 FAMILIES = ("llama", "qwen2", "mistral")
@@ -86,6 +88,12 @@ def test_generations_identical_across_batch_sizes(family_lms, name, monkeypatch)
         monkeypatch.setattr(lm, "batch_size", size)  # the module's model is left as it was
         outputs[size] = lm.generate(reqs)
     assert outputs[1] == outputs[8] and len(set(outputs[8])) > 1
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_continuous_batching_gives_the_texts_of_static_batching_and_of_each_prompt_alone(family_lms, name):
+    short = [text[:24] for text in CONTINUOUS_PROMPTS]  # within Mistral's 48-token sliding window
+    check_continuous_batching(family_lms[name], short)
 
 
 def _questions() -> list[LoglikelihoodRequest]:

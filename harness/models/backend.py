@@ -12,8 +12,9 @@ import numpy as np
 class Backend(ABC):
     """Runs token ids through one causal language model.
 
-    `score` and `prefill`/`decode` are the only primitives; batching, sorting, stop strings
-    and sampling live in `harness.models.lm.LanguageModel`, shared by every backend.
+    `score` and `prefill`/`decode` are the only primitives (`score_shared` and `refill` are
+    optional faster ways); batching, sorting, stop strings and sampling live in
+    `harness.models.lm.LanguageModel` and `harness.models.generation`, shared by every backend.
     """
 
     name: str = "backend"
@@ -21,6 +22,7 @@ class Backend(ABC):
     vocab_size: int
     dtype: str = "float32"
     shares_prefixes: bool = False  # True: batch a question's choices together for `score_shared`
+    refills: bool = False  # True: `refill` restarts finished rows (continuous batching)
 
     @abstractmethod
     def score(
@@ -49,6 +51,12 @@ class Backend(ABC):
     @abstractmethod
     def decode(self, state: Any, tokens: np.ndarray) -> np.ndarray:
         """Append one token per row to the state; return next-token logits [B, V]."""
+
+    def refill(self, state: Any, slots: Sequence[int], prompts: Sequence[Sequence[int]]) -> np.ndarray:
+        """Only where `refills`: start new prompts (left-padded to the state's width) in rows
+        `slots` of a decoding state, whose previous rows are finished; return their next-token
+        logits [len(slots), V]. Each row may then take its own `max_new_tokens` decode steps."""
+        raise NotImplementedError(f"backend {self.name} cannot refill decoding rows")
 
     @abstractmethod
     def num_parameters(self) -> int:

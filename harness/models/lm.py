@@ -12,10 +12,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
-
 from harness.errors import HarnessError
 from harness.models.backend import Backend
+from harness.models.generation import Decoding
 from harness.requests import GenerationRequest, LoglikelihoodRequest, LoglikelihoodResult
 from harness.tokenization import rolling_windows, split_context_continuation, tokenizer_adds_bos, with_bos
 
@@ -60,9 +59,10 @@ def bucket_width(length: int, max_width: int, step: int = 16) -> int:
     return min(max(step, -(-length // step) * step), max(max_width, length))
 
 
-def _batches(order: Sequence[int], widths: Sequence[int],
+def _batches(order: Sequence[int], widths: Sequence[Any],
              size: int | Callable[[], int]) -> Iterable[list[int]]:
-    """Consecutive groups of at most `size` items of `order`, never mixing widths.
+    """Consecutive groups of at most `size` items of `order`, never mixing widths (or whatever
+    `widths` holds per item).
 
     `size` may be a callable, read at each new batch (--batch-size auto lowers it on the way)."""
     batch: list[int] = []
@@ -269,32 +269,46 @@ class LanguageModel:
     def generate(self, requests: Sequence[GenerationRequest], progress: Progress | None = None,
                  on_batch: BatchHook | None = None) -> list[str]:
         """Greedy (or seeded top-k) continuations, each cut at its first stop string (`on_batch`:
-        told every computed batch)."""
+        told the computed answers, a batch at a time)."""
         distinct, inverse = _unique(list(requests))
         multiplicity = Counter(inverse)
         prompts = [self._generation_prompt(r) for r in distinct]
-        order = sorted(range(len(distinct)), key=lambda i: (-len(prompts[i]), prompts[i]))
-        # coarse prompt widths: decoding, not the prompt, is most of the work, so fuller batches win
+        # coarse prompt widths: decoding, not the prompt, is most of the work, so fuller batches win;
+        # a batch holds one width and one token limit, so a row's numbers depend on nothing else
         widths = [bucket_width(len(p), self.max_length - r.max_new_tokens, GENERATION_WIDTH_STEP)
                   for p, r in zip(prompts, distinct, strict=True)]
+        groups = [(w, distinct[i].max_new_tokens) for i, w in enumerate(widths)]
+        order = sorted(range(len(distinct)), key=lambda i: (-widths[i], groups[i][1], -len(prompts[i]),
+                                                             prompts[i]))
         outputs: list[str] = [""] * len(distinct)
         self._fit_batch_size(max((w + r.max_new_tokens for w, r in zip(widths, distinct, strict=True)),
                                  default=0))
+        done: list[int] = []
 
-        def run(batch: list[int]) -> None:
-            texts = self._generate_batch([distinct[i] for i in batch], [prompts[i] for i in batch],
-                                         widths[batch[0]])
-            for i, text in zip(batch, texts, strict=True):
-                outputs[i] = text
-            if on_batch:
-                on_batch("generate", [distinct[i] for i in batch], texts)
-            if progress:
-                progress(sum(multiplicity[i] for i in batch))
+        def finished(i: int, text: str) -> None:
+            outputs[i] = text
+            done.append(i)
+            if len(done) >= self.batch_size:
+                flush()
 
-        self.backend.expect(Counter((len(b), widths[b[0]]) for b in _batches(order, widths, self.batch_size)))
-        for batch in _batches(order, widths, lambda: self.batch_size):
-            self.rows_in_flight = len(batch)
-            run(batch)
+        def flush() -> None:
+            if done and on_batch:
+                on_batch("generate", [distinct[i] for i in done], [outputs[i] for i in done])
+            if done and progress:
+                progress(sum(multiplicity[i] for i in done))
+            done.clear()
+
+        decoding = Decoding(self.backend, self.decode, self.eos_token_id, self.stats)
+        # continuous batching: one stream per (width, limit) group, `batch_size` slots; else batches
+        streams = (_batches(order, groups, lambda: 1 << 62) if self.backend.refills
+                   else _batches(order, groups, lambda: self.batch_size))
+        plan = _batches(order, groups, self.batch_size)
+        self.backend.expect(Counter((len(b), widths[b[0]]) for b in plan))
+        for stream in streams:
+            self.rows_in_flight = min(len(stream), self.batch_size)
+            decoding.run([distinct[i] for i in stream], [prompts[i] for i in stream], widths[stream[0]],
+                         self.batch_size, lambda k, text, stream=stream: finished(stream[k], text))
+            flush()
         return [outputs[k] for k in inverse]
 
     def _generation_prompt(self, request: GenerationRequest) -> list[int]:
@@ -307,38 +321,6 @@ class LanguageModel:
             tokens = tokens[-room:]
         return tokens
 
-    def _generate_batch(self, requests: list[GenerationRequest], prompts: list[list[int]],
-                        width: int) -> list[str]:
-        limit = max(r.max_new_tokens for r in requests)
-        state, logits = self.backend.prefill(prompts, limit, width)
-        self.stats.forward_calls += 1
-        self.stats.tokens += sum(len(p) for p in prompts)
-        rngs = [np.random.default_rng(r.seed) if r.top_k else None for r in requests]
-        generated: list[list[int]] = [[] for _ in requests]
-        done = [False] * len(requests)
-        for _ in range(limit):
-            tokens = np.array([
-                _pick(logits[i], r, rngs[i]) for i, r in enumerate(requests)
-            ], dtype=np.int64)
-            for i, req in enumerate(requests):
-                if done[i]:
-                    continue
-                token = int(tokens[i])
-                if token == self.eos_token_id:
-                    done[i] = True
-                    continue
-                generated[i].append(token)
-                self.stats.tokens += 1
-                if len(generated[i]) >= req.max_new_tokens or _has_stop(
-                    self.decode(generated[i]), req.until
-                ):
-                    done[i] = True
-            if all(done):  # stop the batch as soon as every row is finished
-                break
-            logits = self.backend.decode(state, tokens)
-            self.stats.forward_calls += 1
-        return [cut_at_stop(self.decode(g), r.until) for g, r in zip(generated, requests, strict=True)]
-
 
 def window_totals(n_texts: int, owner: Sequence[int],
                   scored: Sequence[LoglikelihoodResult]) -> list[LoglikelihoodResult]:
@@ -350,28 +332,3 @@ def window_totals(n_texts: int, owner: Sequence[int],
         totals[i] += result.logprob
         counts[i] += result.n_tokens
     return [LoglikelihoodResult(t, False, n) for t, n in zip(totals, counts, strict=True)]
-
-
-def _pick(logits: np.ndarray, request: GenerationRequest, rng: np.random.Generator | None) -> int:
-    """Greedy argmax, or top-k sampling from the request's own seeded generator."""
-    if not request.top_k or rng is None:
-        return int(np.argmax(logits))
-    scaled = logits.astype(np.float64) / max(request.temperature, 1e-6)
-    top = np.argsort(-scaled, kind="stable")[: request.top_k]
-    weights = np.exp(scaled[top] - scaled[top].max())
-    return int(top[rng.choice(len(top), p=weights / weights.sum())])
-
-
-def _has_stop(text: str, until: Sequence[str]) -> bool:
-    return any(stop and stop in text for stop in until)
-
-
-def cut_at_stop(text: str, until: Sequence[str]) -> str:
-    """Cut `text` at the earliest occurrence of any stop string."""
-    cut = len(text)
-    for stop in until:
-        if stop:
-            pos = text.find(stop)
-            if pos != -1:
-                cut = min(cut, pos)
-    return text[:cut]

@@ -42,6 +42,7 @@ class NativeBackend(Backend):
 
     name = "native"
     shares_prefixes = True  # LanguageModel may call `score_shared`
+    refills = True  # and `refill`: continuous batching for generation
 
     def __init__(self, model: Network, pad_id: int, dtype: str = "float32",
                  reduced_head: bool = True) -> None:
@@ -198,10 +199,38 @@ class NativeBackend(Backend):
 
     # ---------------------------------------------------------------- generation
     def prefill(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, width: int):
-        self._check_window(max(len(p) for p in prompts) + max_new_tokens)
         batch, decode_slots = bucket(len(prompts)), bucket(max(1, max_new_tokens))
+        self._check_window(max(len(p) for p in prompts) + max_new_tokens)
+        valid, cache, logits = self._prompt_pass(prompts, width, decode_slots, batch)
+        # the generated tokens' window: one new token enters on the right at each decoding step
+        state = {"cache": cache, "new": self.model.empty_cache(batch, decode_slots), "valid": valid,
+                 "next_pos": valid.sum(axis=1), "decode_slots": decode_slots, "width": width,
+                 "n": len(prompts), "limit": max_new_tokens}
+        return state, logits
+
+    def refill(self, state: dict, slots: Sequence[int], prompts: Sequence[Sequence[int]]) -> np.ndarray:
+        """Start `prompts` in rows `slots`: their prompt cache rows are replaced (an exact gather)
+        and their window of generated tokens masked out, so each continues as if it ran alone."""
+        from mindspore import Tensor, mint, ops
+
+        width, decode_slots = state["width"], state["decode_slots"]
+        self._check_window(max(len(p) for p in prompts) + state["limit"])
+        valid, fresh, logits = self._prompt_pass(prompts, width, decode_slots, bucket(len(prompts)))
+        rows = state["valid"].shape[0]
+        index = np.arange(rows, dtype=np.int32)
+        index[list(slots)] = rows + np.arange(len(slots), dtype=np.int32)
+        where = Tensor(index)
+        state["cache"] = tuple(ops.gather(mint.cat((old, new)), where, 0)
+                               for old, new in zip(state["cache"], fresh, strict=True))
+        state["valid"][list(slots)] = valid[: len(slots)]
+        state["next_pos"][list(slots)] = valid[: len(slots)].sum(axis=1)
+        return logits
+
+    def _prompt_pass(self, prompts: Sequence[Sequence[int]], width: int, decode_slots: int, batch: int):
+        """Prompts left-padded to `width` in `batch` rows: which cache slots are valid [batch, width
+        + decode_slots] (prompt slots, then generated-token slots), the KV cache, and the logits
+        after each prompt [len(prompts), V]."""
         ids = np.full((batch, width), self.pad_id, dtype=np.int64)
-        # prompt slots, then generated-token slots
         valid = np.zeros((batch, width + decode_slots), dtype=bool)
         for i, p in enumerate(prompts):  # left padding: every row's next token is at the end
             ids[i, width - len(p) :] = p
@@ -209,14 +238,12 @@ class NativeBackend(Backend):
         pos = np.clip(np.cumsum(valid[:, :width], axis=1) - 1, 0, None)
         allowed = np.tril(np.ones((width, width), dtype=bool))[None] & valid[:, None, :width]
         hidden, cache = self.model.forward(ids, pos, allowed, FRESH)
-        state = {"cache": cache, "new": self.model.empty_cache(batch, decode_slots), "valid": valid,
-                 "next_pos": valid.sum(axis=1), "decode_slots_left": decode_slots, "width": width,
-                 "n": len(prompts)}
-        return state, self.model.logits(hidden, np.arange(batch) * width + width - 1)[: len(prompts)]
+        logits = self.model.logits(hidden, np.arange(batch) * width + width - 1)[: len(prompts)]
+        return valid, cache, logits
 
     def decode(self, state: dict, tokens: np.ndarray) -> np.ndarray:
-        if state["decode_slots_left"] == 0:
-            raise RuntimeError("decode called more often than prefill's max_new_tokens")
+        """One token per row (rows past their limit, which `LanguageModel` no longer reads, compute
+        padding at a clamped position)."""
         batch, width = state["valid"].shape[0], state["width"]
         ids = np.full((batch, 1), self.pad_id, dtype=np.int64)
         ids[: state["n"], 0] = tokens
@@ -224,8 +251,7 @@ class NativeBackend(Backend):
         valid = np.concatenate([old[:, :width], old[:, width + 1 :], np.ones((batch, 1), dtype=bool)], axis=1)
         pos = np.minimum(state["next_pos"], self.max_length - 1)[:, None]
         logits, state["new"] = self.model.decode(ids, pos, valid[:, None, :], state["cache"], state["new"])
-        state.update(valid=valid, next_pos=state["next_pos"] + 1,
-                     decode_slots_left=state["decode_slots_left"] - 1)
+        state.update(valid=valid, next_pos=state["next_pos"] + 1)
         return logits[: state["n"]]
 
     # ---------------------------------------------------------------- the rest
