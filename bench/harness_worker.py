@@ -38,11 +38,13 @@ def main(argv: list[str] | None = None) -> int:
         data = json.load(f)
     start = time.perf_counter()
     try:
-        lm = load(args.model, backend=args.backend, batch_size=args.batch_size)
+        lm = load(args.model, backend=args.backend.removesuffix("-static"), batch_size=args.batch_size)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     load_s = time.perf_counter() - start
+    if args.backend.endswith("-static"):  # continuous batching off: every batch waits for its longest row
+        lm.backend.refills = False
     work = instrument(lm.backend)
     if data["kind"] == "generation":
         requests: list = [GenerationRequest(c, tuple(u), int(m)) for c, u, m in data["requests"]]
@@ -100,7 +102,7 @@ def wait_for_parties(folder: str, parties: int) -> None:
 
 def set_threads(backend: str, n: int) -> None:
     """Limit the engine's CPU thread pool (torch reads OMP_NUM_THREADS, set by the driver)."""
-    if backend in ("native", "mindnlp"):
+    if backend in ("native", "native-static", "mindnlp"):
         import mindspore
 
         mindspore.device_context.cpu.op_tuning.threads_num(n)

@@ -31,8 +31,13 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 HARNESS_SYSTEMS = ("native", "mindnlp", "torch")
 ALL_SYSTEMS = ("lm-eval", *HARNESS_SYSTEMS)
+# opt-in variants (not in the default --systems): `native-static` is the native engine with
+# continuous batching switched off, to measure what it gains on generation in the same run
+VARIANTS = ("native-static",)
+KNOWN_SYSTEMS = (*ALL_SYSTEMS, *VARIANTS)
 HEADLINE_ORDER = ("native", "mindnlp", "torch")  # the harness's own default engine first
-ENGINE_OF = {"lm-eval": "torch", "torch": "torch", "native": "mindspore", "mindnlp": "mindspore"}
+ENGINE_OF = {"lm-eval": "torch", "torch": "torch", "native": "mindspore", "mindnlp": "mindspore",
+             "native-static": "mindspore"}
 ENGINE_NAMES = {"torch": "PyTorch", "mindspore": "MindSpore"}
 TARGET_RATE, TARGET_WORK = 0.85, 1.05  # issue 15: achieved ≥ 85 % of the MatMul rate, work ≤ 1.05×
 
@@ -40,7 +45,8 @@ TARGET_RATE, TARGET_WORK = 0.85, 1.05  # issue 15: achieved ≥ 85 % of the MatM
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     p.add_argument("--systems", default=",".join(ALL_SYSTEMS),
-                   help="comma list of lm-eval, native, mindnlp, torch (default: all)")
+                   help="comma list of lm-eval, native, mindnlp, torch (default: all), or the opt-in "
+                        "native-static (continuous batching off)")
     p.add_argument("--workloads", default=",".join(workloads.KINDS),
                    help="comma list of loglikelihood, multiple_choice, generation (default: all)")
     p.add_argument("--model", default="gpt2-small-random",
@@ -201,6 +207,15 @@ def _compare_workers(work: workloads.Workload, runs: dict) -> None:
               f"({agreement(work, run['results'], one['results'])}; workers' run times {times})", flush=True)
 
 
+def _compare_variants(work: workloads.Workload, runs: dict) -> None:
+    """`native` against `native-static` (continuous batching off): speed ratio and agreement."""
+    static, native = runs.get("native-static", {}), runs.get("native", {})
+    if "results" in static and "results" in native:
+        print(f"  native vs native-static: {native['examples_per_s'] / static['examples_per_s']:.2f}x  "
+              f"({agreement(work, native['results'], static['results'])}; decoding calls "
+              f"{native.get('forward_calls')} vs {static.get('forward_calls')})", flush=True)
+
+
 # ------------------------------------------------------------------ scoring (same code for all)
 def score(work: workloads.Workload, results: list) -> dict[str, float]:
     if work.kind == "loglikelihood":
@@ -240,7 +255,7 @@ def _fmt(metrics: dict[str, float]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        systems = _split(args.systems, ALL_SYSTEMS, "system")
+        systems = _split(args.systems, KNOWN_SYSTEMS, "system")
         if args.workers < 1:
             raise HarnessError(f"--workers must be at least 1, got {args.workers}")
         kinds = _split(args.workloads, workloads.KINDS, "workload")
@@ -253,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    order = [s for s in ALL_SYSTEMS if s in systems]
+    order = [s for s in KNOWN_SYSTEMS if s in systems]
     if args.workers > 1:  # each harness system again, as N workers, right after its one-process run
         order = [x for s in order for x in ([s, f"{s}-x{args.workers}"] if s in HARNESS_SYSTEMS else [s])]
     threads = args.threads or "engine default"
@@ -296,6 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report["workloads"][kind] = {"n_examples": work.n_examples, "runs": runs}
             _compare(work, runs)
             _compare_workers(work, runs)
+            _compare_variants(work, runs)
     headline = next((s for s in HEADLINE_ORDER if s in order and all(
         "error" not in report["workloads"][k]["runs"].get(s, {"error": 1}) for k in kinds)), None)
     if args.json:

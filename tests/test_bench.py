@@ -91,7 +91,7 @@ def test_unknown_system_exits_2_with_one_line() -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: unknown system 'vllm'; choose from: lm-eval, native, mindnlp, torch"]
+        "error: unknown system 'vllm'; choose from: lm-eval, native, mindnlp, torch, native-static"]
 
 
 def test_driver_end_to_end_on_tiny(lambada: Path, tmp_path: Path) -> None:
@@ -126,6 +126,21 @@ def test_driver_end_to_end_on_tiny(lambada: Path, tmp_path: Path) -> None:
     assert limit["work_ratio"] > 1 and limit["rate"] > 0 and limit["rate_fraction"] > 0
     assert data["matmul"]["torch"]["rate"] > 0
     assert any(line.startswith("limit torch (PyTorch): loglikelihood rate ") for line in lines)
+
+
+def test_native_static_variant_measures_continuous_batching_in_the_same_run(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--model", "tiny", "--systems", "native,native-static",
+         "--workloads", "generation", "--n-generation", "5", "--max-new-tokens", "6", "--batch-size", "2",
+         "--json", str(report)],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    runs = json.loads(report.read_text(encoding="utf-8"))["workloads"]["generation"]["runs"]
+    assert runs["native"]["results"] == runs["native-static"]["results"]
+    assert all(r["engine"].endswith(":native") for r in runs.values())
+    line = next(ln for ln in proc.stdout.splitlines() if "native vs native-static:" in ln)
+    assert "identical outputs 5/5" in line, line
 
 
 # ------------------------------------------------------------------ distance to the limit
