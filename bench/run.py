@@ -212,7 +212,7 @@ def _compare_variants(work: workloads.Workload, runs: dict) -> None:
     static, native = runs.get("native-static", {}), runs.get("native", {})
     if "results" in static and "results" in native:
         print(f"  native vs native-static: {native['examples_per_s'] / static['examples_per_s']:.2f}x  "
-              f"({agreement(work, native['results'], static['results'])}; decoding calls "
+              f"({agreement(work, native['results'], static['results'])}; forward calls "
               f"{native.get('forward_calls')} vs {static.get('forward_calls')})", flush=True)
 
 
