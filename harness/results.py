@@ -17,7 +17,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +31,11 @@ TMP_PREFIX = ".tmp-"
 
 
 def package_versions() -> dict[str, str | None]:
+    """The versions on disk of the packages a result depends on (None: not installed)."""
+    from harness.engines import installed_version  # not metadata.version: mindnlp patches it
+
     found: dict[str, str | None] = {"harness": __version__, "python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = None
+    found.update((name, installed_version(name)) for name in PACKAGES)
     return found
 
 

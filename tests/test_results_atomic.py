@@ -160,3 +160,17 @@ def test_a_live_writers_temporary_files_are_left_alone(tmp_path):
     mine = folder / f"{results._temp_prefix()}abc123.json"  # this process: alive
     mine.write_text("{}")
     assert results.clean_stale(folder) == [] and mine.exists()
+
+
+def test_package_versions_are_the_installed_ones_even_with_mindnlp_loaded():
+    """mindnlp (loaded first in this session) patches importlib.metadata.version to answer
+    2.7.1+dev for torch; a result file must record the torch really installed (pinned 2.13.0)."""
+    import mindnlp  # noqa: F401 - what `harness run` has loaded when it writes results
+    from packaging.version import Version
+
+    from harness.engines import pinned_versions
+
+    recorded = results.package_versions()
+    pins = pinned_versions()
+    for name in ("torch", "mindspore", "transformers", "numpy"):
+        assert Version(recorded[name]).base_version == pins[name], name
