@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parties", type=int, default=1)
     args = parser.parse_args(argv)
     if args.threads:
+        from harness.workers import pin_to_cores
+
+        pin_to_cores()
         set_threads(args.backend, args.threads)
 
     from harness.errors import HarnessError

@@ -141,7 +141,7 @@ def run_workers(system: str, model: str, work: workloads.Workload, args: argpars
     threads; they load, wait for each other, then start their timed calls at once. Its run time is
     the slowest worker's; answers are put back in request order."""
     from harness.shard import split
-    from harness.workers import threads_per_worker, usable_cores
+    from harness.workers import CORES_ENV, threads_per_worker, usable_cores, worker_cores
 
     base, count = system.split("-x")[0], args.workers
     per = len(work.requests) // work.n_examples  # requests per example (choices)
@@ -163,6 +163,9 @@ def run_workers(system: str, model: str, work: workloads.Workload, args: argpars
         env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
                "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(REPO),
                "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        cores = worker_cores(index, threads)  # its own cores, as harness run --workers
+        if cores:
+            env[CORES_ENV] = cores
         procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True))
         outs.append(out)

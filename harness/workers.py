@@ -86,6 +86,27 @@ def threads_per_worker(cores: int, workers: int) -> int:
     return max(1, cores // workers)
 
 
+CORES_ENV = "HARNESS_WORKER_CORES"  # the CPU cores a worker pins itself to, e.g. "0" or "2,3"
+
+
+def worker_cores(index: int, threads: int) -> str | None:
+    """Worker `index`'s own `threads` cores of this process's cores ("0,1"), or None when there
+    are too few to give every worker its own. Pinning is what makes a one-thread worker use one
+    core: MindSpore's CPU MatMul ignores `threads_num` and spreads over every core it may use."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    mine = cores[index * threads : (index + 1) * threads]
+    return ",".join(map(str, mine)) if len(mine) == threads else None
+
+
+def pin_to_cores() -> None:
+    """Pin this process to the cores its parent chose (CORES_ENV), if any."""
+    chosen = os.environ.get(CORES_ENV)
+    if chosen and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {int(c) for c in chosen.split(",")})
+
+
 def child_arguments(ctx: Any) -> list[str]:
     """The `harness run` options the user set (click context), as a command line for a child."""
     import click
@@ -165,9 +186,11 @@ def start(count: int, threads: int, run_args: Sequence[str], root_args: Sequence
         cmd = [sys.executable, "-m", "harness.workers", str(threads), *root_args, "run", *run_args,
                "--shard", f"{index}/{count}", "--output-dir", str(scratch), *cache, "--no-progress"]
         log = scratch / LOG_NAME.format(index=index)
+        cores = worker_cores(index, threads)
+        env = {**os.environ, CORES_ENV: cores} if cores else None
         with log.open("wb") as sink:
             process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=sink, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+                                       start_new_session=True, env=env)
         workers.append(Worker(index, process, log))
     return workers
 
@@ -320,6 +343,7 @@ def child_main(argv: Sequence[str]) -> int:
     """`python -m harness.workers THREADS [harness options] run ...`: one worker."""
     threads, args = int(argv[0]), list(argv[1:])
     _stop_when_parent_dies()
+    pin_to_cores()
     set_engine_threads(threads, args)
     from harness.cli import main
 

@@ -191,3 +191,19 @@ def test_sigterm_stops_the_workers_with_143_and_the_same_command_resumes(data, r
     resumed = _load(tmp_path / "out")
     _assert_same_results(resumed, reference, 2, batch_size=1)
     assert sum(resumed[task][0]["cache"]["hits"] for task in TASKS) == stored  # nothing recomputed
+
+
+def test_each_one_thread_worker_is_pinned_to_a_core_of_its_own():
+    """MindSpore's CPU MatMul ignores `threads_num`: a worker keeps to one core only when pinned."""
+    from harness.workers import CORES_ENV, worker_cores
+
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        pytest.fail("this test needs at least 2 usable CPU cores")
+    assert [worker_cores(i, 1) for i in range(2)] == [str(cores[0]), str(cores[1])]
+    assert worker_cores(len(cores), 1) is None  # too few cores: not pinned
+    code = ("import os; from harness.workers import pin_to_cores; pin_to_cores(); "
+            "print(sorted(os.sched_getaffinity(0)))")
+    env = {**os.environ, CORES_ENV: worker_cores(1, 1), "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str([cores[1]])
