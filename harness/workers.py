@@ -63,12 +63,15 @@ def parse_workers(text: str) -> int | str:
     return count
 
 
+def _affinity() -> list[int] | None:
+    """The CPU cores this process may run on, in order, or None where the OS does not say (not Linux)."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
 def usable_cores() -> int:
     """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    cores = _affinity()
+    return len(cores) if cores is not None else os.cpu_count() or 1
 
 
 def auto_workers(device: str, cores: int, largest_task: int, batch_size: int | str) -> int:
@@ -93,9 +96,9 @@ def worker_cores(index: int, threads: int) -> str | None:
     """Worker `index`'s own `threads` cores of this process's cores ("0,1"), or None when there
     are too few to give every worker its own. Pinning is what makes a one-thread worker use one
     core: MindSpore's CPU MatMul ignores `threads_num` and spreads over every core it may use."""
-    if not hasattr(os, "sched_getaffinity"):
+    cores = _affinity()
+    if cores is None:
         return None
-    cores = sorted(os.sched_getaffinity(0))
     mine = cores[index * threads : (index + 1) * threads]
     return ",".join(map(str, mine)) if len(mine) == threads else None
 
