@@ -114,8 +114,8 @@ def test_loglikelihoods_agree_with_mindnlp(native_lm, tiny_lm, monkeypatch):
     assert [a.is_greedy for a in ours] == [b.is_greedy for b in theirs]
 
 
-def test_whole_network_graph_and_per_layer_graphs_give_identical_numbers(native_lm):
-    """A shape moves to a whole-network graph once it has recurred enough; nothing may change."""
+def test_layer_group_graphs_and_one_layer_graphs_give_identical_numbers(native_lm):
+    """A shape moves to layer-group graphs once it has recurred enough; nothing may change."""
     model = native_lm.backend.model
     rng = np.random.default_rng(0)
     width = 32
@@ -123,8 +123,9 @@ def test_whole_network_graph_and_per_layer_graphs_give_identical_numbers(native_
     pos = np.broadcast_to(np.arange(width), (4, width))
     causal = np.broadcast_to(np.tril(np.ones((width, width), dtype=bool)), (4, width, width))
     hidden = {}
-    for whole in (False, True):
-        h, cache = model.forward(ids, pos, causal, whole=whole)
+    assert model.group > 1  # else both ways run the same graphs
+    for grouped in (False, True):
+        h, cache = model.forward(ids, pos, causal, grouped=grouped)
         steps = 4  # then SHARED_CONTEXT: 2 rows continue rows 3 and 1 of that cache, at 10.. and 20..
         at = np.stack([10 + np.arange(steps), 20 + np.arange(steps)])  # [2, steps]
         place = np.zeros((2, steps, width), dtype=np.float32)
@@ -132,8 +133,8 @@ def test_whole_network_graph_and_per_layer_graphs_give_identical_numbers(native_
             place[r, np.arange(steps), at[r]] = 1.0
         allowed = np.arange(width)[None, None, :] <= at[:, :, None]
         g, _ = model.forward(ids[:2, :steps], at, allowed, SHARED_CONTEXT, cache, place, np.array([3, 1]),
-                             whole=whole)
-        hidden[whole] = (h.asnumpy(), g.asnumpy())
+                             grouped=grouped)
+        hidden[grouped] = (h.asnumpy(), g.asnumpy())
     assert np.array_equal(hidden[False][0], hidden[True][0])
     assert np.array_equal(hidden[False][1], hidden[True][1])
     assert np.abs(hidden[True][1]).max() > 0.1

@@ -101,7 +101,7 @@ class NativeBackend(Backend):
         return out
 
     def expect(self, plan) -> None:
-        """Shapes that will recur often enough get the whole-network graph from their first call."""
+        """Shapes that will recur often enough get layer-group graphs from their first call."""
         calls: dict[tuple[int, int], int] = {}
         for (rows, width), n in plan.items():
             shape = (bucket(rows), width)

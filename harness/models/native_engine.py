@@ -2,7 +2,8 @@
 
 A model file (`native_gpt2`, `native_llama`) writes one transformer block and the final norm as
 plain functions of named per-block weight records; `Graphs` compiles them (`mindspore.jit`) into
-the per-layer, whole-network, decoding and output-layer graphs, and `Network` runs those graphs.
+the layer (one layer or a group of layers), decoding and output-layer graphs, and `Network` runs
+those graphs.
 
 Numerics are chosen so that a row's numbers never depend on its neighbours: only 2-D `MatMul`
 with at least two rows and non-transposed `BatchMatMul` are used (on CPU both give every output
@@ -25,21 +26,29 @@ from mindspore import Tensor, mint, mutable, ops
 # tokens; DECODE, one new token after a prompt cache and the generated tokens' window;
 # SHARED_CONTEXT, continuation tokens written into a copy of a shared context's cache row.
 FRESH, DECODE, SHARED_CONTEXT = 0, 1, 2
-# When an input shape gets a whole-network graph: once the time it would already have saved on the
-# calls so far (per call ~30 ms of graph-call overhead plus ~0.3 ms per token row, measured on
-# GPT-2-small, CPU; both and the compile time grow with the depth) exceeds what compiling it costs
-# (~1.5 s). Rent-or-buy: never more than twice the better choice in hindsight.
-WHOLE_GRAPH_COMPILE_S, SAVED_PER_CALL_S, SAVED_PER_TOKEN_S = 1.5, 0.03, 3e-4
-# Each whole-network graph keeps activation memory for every layer of its shape. On the 30-layer
-# SmolLM2-135M (LAMBADA 300, batch 16) whole-network forward graphs raised the peak from 2.6 to
-# 10.2 GB and the time from 71 to 89 s, so they are used only up to GPT-2-small's depth, where the
-# constants above were measured, until the policy counts memory too.
-WHOLE_GRAPH_MAX_LAYERS = 12
+# The blocks run as compiled graphs of several consecutive layers ("layer groups", the weights graph
+# inputs, so one compiled graph per input shape serves every group), or of one layer each. Measured
+# on SmolLM2-135M (30 layers, 8 x 64 tokens, 2 CPU cores, 2026-12-04): one-layer graphs 797 ms per
+# forward pass, three-layer groups 553 ms, the whole network as one graph 516 ms but ~9 s to compile
+# and ~1.6 GB per shape; GPT-2-small: 536 / 413 / 392 ms. Groups of up to GROUP_LAYERS layers keep
+# nearly all of the whole network's speed at a few layers' compile time and memory.
+GROUP_LAYERS = 4
+# When an input shape moves from one-layer graphs to layer groups: once the time groups would already
+# have saved on the calls so far exceeds what compiling them (and their first call) costs. Rent-or-buy:
+# never more than twice the better choice in hindsight. Per call and layer, a group saves ~2.5 ms
+# plus ~25 us per token row (at GPT-2-small's width; scaled by (d_model/768)^2); ten shapes of 512
+# tokens each run once cost 22.1 s in groups of 3 against 14.6 s in one-layer graphs (SmolLM2).
+GROUP_COMPILE_S, SAVED_PER_LAYER_CALL_S, SAVED_PER_LAYER_TOKEN_S = 0.75, 2.5e-3, 2.5e-5
 MS_DTYPES = {"float32": ms.float32, "float16": ms.float16, "bfloat16": ms.bfloat16}
 LOW = float(np.finfo(np.float32).min)  # masked scores: finite, so no NaN rows, and exact zeros
 matmul = ops.MatMul()
 _bmm = ops.BatchMatMul()
 _argmax = ops.Argmax(axis=-1, output_type=ms.int32)
+
+
+def group_size(n_layer: int) -> int:
+    """Layers per group: the largest divisor of n_layer up to GROUP_LAYERS (one graph per shape)."""
+    return max(g for g in range(1, min(GROUP_LAYERS, n_layer) + 1) if n_layer % g == 0)
 
 
 def as_tensor(array: np.ndarray, dtype: str) -> Tensor:
@@ -157,18 +166,11 @@ class Graphs:
         def head(rows, norm, w_out, arch):
             return matmul(final_norm(rows, norm, arch), w_out).astype(ms.float32)
 
-        # Two ways to run the blocks, with bit-identical numbers: one compiled graph per layer call (a
-        # new input shape compiles one small graph), or the whole network as one graph (one call per
-        # forward pass, ~30 % faster, as each graph call costs milliseconds, but slower to compile).
+        # The blocks run as graphs of one layer or of a group of consecutive layers (bit-identical
+        # numbers either way): `blocks` is a tuple of per-block records, its length a graph constant.
         # (Tensors inside a plain tuple argument would be graph constants: `ctx` is built inside.)
         @ms.jit
-        def block_graph(x, positions, allowed, slot_of_token, context_row, cache_k, cache_v, mode, arch,
-                        weights):
-            ctx = (allowed, slot_of_token, context_row)
-            return block(x, positions, ctx, (cache_k, cache_v, None, None), mode, arch, weights)
-
-        @ms.jit
-        def network_graph(x, positions, allowed, slot_of_token, context_row, cache, blocks, mode, arch):
+        def layers_graph(x, positions, allowed, slot_of_token, context_row, cache, blocks, mode, arch):
             ctx = (allowed, slot_of_token, context_row)
             return layers(x, positions, ctx, cache, None, blocks, mode, arch)
 
@@ -189,7 +191,7 @@ class Graphs:
             picked = ops.gather_elements(ops.log_softmax(logits, -1), 1, targets[:, None])[:, 0]
             return picked, _argmax(logits) == targets
 
-        self.block, self.network, self.decode = block_graph, network_graph, decode_graph
+        self.layers, self.decode = layers_graph, decode_graph
         self.logits, self.score = logits_graph, score_graph
 
 
@@ -197,7 +199,7 @@ class Network:
     """A decoder-only transformer: weights as MindSpore tensors, forward passes as compiled graphs.
 
     A model file subclasses it with its `graphs`, `arch` constants and `embed`; everything else (the
-    KV cache, the whole-network-graph policy, the output layer at chosen rows) lives here."""
+    KV cache, the layer-group graph policy, the output layer at chosen rows) lives here."""
 
     graphs: Graphs
 
@@ -212,11 +214,14 @@ class Network:
         self.n_parameters = n_parameters
         # `mutable`, so that the graphs take the weights as inputs (not constants)
         self._blocks = mutable(tuple(blocks))
-        self._layer_weights = [mutable(tuple(b)) for b in blocks]
+        self.group = group_size(self.n_layer)
+        size = self.group
+        self._grouped = [mutable(tuple(blocks[i : i + size])) for i in range(0, self.n_layer, size)]
+        self._single = [mutable((b,)) for b in blocks]
         self.final_norm = mutable(tuple(final_norm))
         # A ready-transposed output layer [D, V]: matmul(x, W.T) would copy W on every call.
         self.w_out = as_tensor(w_out, dtype)
-        self._saved: dict[tuple, float] = {}  # per input shape: time a whole-network graph would have saved
+        self._saved: dict[tuple, float] = {}  # per input shape: time layer groups would have saved
         self._scale = (d_model / 768) ** 2  # work per token and layer relative to GPT-2-small
 
     def embed(self, ids: np.ndarray, pos: np.ndarray) -> tuple[Tensor, object]:
@@ -228,46 +233,43 @@ class Network:
 
     def forward(self, ids: np.ndarray, pos: np.ndarray, allowed: np.ndarray, mode: int = FRESH,
                 cache: tuple | None = None, slot_of_token: np.ndarray | None = None,
-                context_row: np.ndarray | None = None, whole: bool | None = None):
+                context_row: np.ndarray | None = None, grouped: bool | None = None):
         """Hidden states before the final norm [B,T,D] and the keys and values of every layer
         ((k0, v0, k1, v1, ...), an opaque cache for later calls).
 
         SHARED_CONTEXT mode: row b continues row `context_row[b]` of `cache`, its token t written to the
-        slot s where `slot_of_token[b, t, s]` is 1. An input shape runs on per-layer graphs until a
-        whole-network graph has paid for itself (see WHOLE_GRAPH_COMPILE_S; `whole` forces either
-        way); both give bit-identical numbers."""
+        slot s where `slot_of_token[b, t, s]` is 1. An input shape runs on one-layer graphs until layer
+        groups have paid for themselves (see GROUP_COMPILE_S; `grouped` forces either way); both give
+        bit-identical numbers."""
         x, positions = self.embed(ids, pos)
         slots = None if slot_of_token is None else Tensor(np.ascontiguousarray(slot_of_token[:, None]),
                                                           self.dtype)
         rows = None if context_row is None else Tensor(np.asarray(context_row, dtype=np.int32))
         mask = self._mask(allowed)
-        if whole is None:
+        if grouped is None:
             key = (tuple(ids.shape), mode, None if cache is None else cache[0].shape,
                    None if context_row is None else len(context_row))
             saved = self._saved.get(key, 0.0)
-            whole = saved >= WHOLE_GRAPH_COMPILE_S and self.n_layer <= WHOLE_GRAPH_MAX_LAYERS
+            grouped = saved >= GROUP_COMPILE_S and self.group > 1
             self._saved[key] = saved + self._saving(ids.size)
-        if whole:
-            cache = None if cache is None else mutable(cache)
-            return self.graphs.network(x, positions, mask, slots, rows, cache, self._blocks, mode, self.arch)
+        groups, size = (self._grouped, self.group) if grouped else (self._single, 1)
         out: tuple = ()
-        for i, weights in enumerate(self._layer_weights):
-            cache_k, cache_v = (None, None) if cache is None else cache[2 * i : 2 * i + 2]
-            x, keys, values = self.graphs.block(x, positions, mask, slots, rows, cache_k, cache_v, mode,
-                                                self.arch, weights)
-            out += (keys, values)
+        for i, blocks in enumerate(groups):
+            layer_cache = None if cache is None else mutable(cache[2 * i * size : 2 * (i + 1) * size])
+            x, kv = self.graphs.layers(x, positions, mask, slots, rows, layer_cache, blocks, mode, self.arch)
+            out += tuple(kv)
         return x, out
 
     def expect(self, shape: tuple[int, int], calls: int) -> None:
-        """`calls` plain forward passes of ids of `shape` are coming: when a whole-network graph
-        will pay for itself over them, use it from the first call."""
+        """`calls` plain forward passes of ids of `shape` are coming: when layer groups will pay for
+        themselves over them, use them from the first call."""
         key = (tuple(shape), FRESH, None, None)
-        if calls * self._saving(shape[0] * shape[1]) >= WHOLE_GRAPH_COMPILE_S:
-            self._saved[key] = max(self._saved.get(key, 0.0), WHOLE_GRAPH_COMPILE_S)
+        if calls * self._saving(shape[0] * shape[1]) >= GROUP_COMPILE_S:
+            self._saved[key] = max(self._saved.get(key, 0.0), GROUP_COMPILE_S)
 
     def _saving(self, tokens: int) -> float:
-        """Estimated seconds a whole-network graph saves on one call of `tokens` token rows."""
-        return SAVED_PER_CALL_S + SAVED_PER_TOKEN_S * tokens * self._scale
+        """Estimated seconds layer groups save on one call of `tokens` token rows."""
+        return self.n_layer * (SAVED_PER_LAYER_CALL_S + SAVED_PER_LAYER_TOKEN_S * tokens * self._scale)
 
     def decode(self, ids: np.ndarray, pos: np.ndarray, allowed: np.ndarray, cache: tuple,
                new: tuple) -> tuple[np.ndarray, tuple]:
