@@ -56,9 +56,9 @@ def as_tensor(array: np.ndarray, dtype: str) -> Tensor:
     return Tensor(np.ascontiguousarray(array, dtype=np.float32), dtype=MS_DTYPES[dtype])
 
 
-def linear(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
-    """x [M, in] @ w [in, out] + b."""
-    return ops.bias_add(matmul(x, w), b)
+def linear(x: Tensor, w: Tensor, b: Tensor, biased: bool = True) -> Tensor:
+    """x [M, in] @ w [in, out] + b; `biased` False (a graph constant) skips an all-zero b."""
+    return ops.bias_add(matmul(x, w), b) if biased else matmul(x, w)
 
 
 def merge_heads(att: Tensor) -> Tensor:

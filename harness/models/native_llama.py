@@ -33,6 +33,8 @@ from harness.models.native_engine import (
 
 MODEL_TYPES = ("llama", "qwen2", "mistral")
 ROPE_TYPES = ("default", "llama3")
+BIASED_PRODUCTS = (("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), ("self_attn.o_proj",),
+                   ("mlp.gate_proj", "mlp.up_proj"), ("mlp.down_proj",))
 
 
 @dataclass(frozen=True)
@@ -123,20 +125,20 @@ def block(x, rope, ctx, kv, mode: int, arch, weights):
     h = x.reshape(B * T, D)
     a, keys, values = attention(rms_norm(h, attn_norm, arch), rope, B, T, ctx, kv, mode, arch, attn)
     h = h + a
-    h = h + swiglu(rms_norm(h, mlp_norm, arch), mlp)
+    h = h + swiglu(rms_norm(h, mlp_norm, arch), mlp, arch[4][2:])
     return h.reshape(B, T, D), keys, values
 
 
 def attention(h, rope, B: int, T: int, ctx, kv, mode: int, arch, weights):
     """Grouped-query causal self-attention of rows h [B*T, D]: output [B*T, D], keys/values to cache."""
-    n_head, n_kv, hd, _ = arch
+    n_head, n_kv, hd, _, biased = arch
     w_qkv, b_qkv, w_o, b_o = weights
-    q, k, v = ops.split(linear(h, w_qkv, b_qkv), (n_head * hd, n_kv * hd, n_kv * hd), axis=1)
+    q, k, v = ops.split(linear(h, w_qkv, b_qkv, biased[0]), (n_head * hd, n_kv * hd, n_kv * hd), axis=1)
     q = rotate(q.reshape(B, T, n_head, hd).transpose(0, 2, 1, 3), rope)  # [B,H,T,hd], pre-scaled
     k = rotate(k.reshape(B, T, n_kv, hd).transpose(0, 2, 1, 3), rope).transpose(0, 1, 3, 2)  # [B,K,hd,T]
     v = v.reshape(B, T, n_kv, hd).transpose(0, 2, 1, 3)  # [B,K,T,hd]
     att, keys, values = attend(q, k, v, mode, ctx, kv)
-    return linear(merge_heads(att), w_o, b_o), keys, values
+    return linear(merge_heads(att), w_o, b_o, biased[1]), keys, values
 
 
 def rotate(x, rope):
@@ -145,10 +147,10 @@ def rotate(x, rope):
     return x * rope[0] + mint.cat((-x[:, :, :, half:], x[:, :, :, :half]), dim=3) * rope[1]
 
 
-def swiglu(h, weights):
+def swiglu(h, weights, biased):
     w_gate_up, b_gate_up, w_down, b_down = weights
-    gate, up = ops.Split(axis=1, output_num=2)(linear(h, w_gate_up, b_gate_up))
-    return linear(ops.silu(gate) * up, w_down, b_down)
+    gate, up = ops.Split(axis=1, output_num=2)(linear(h, w_gate_up, b_gate_up, biased[0]))
+    return linear(ops.silu(gate) * up, w_down, b_down, biased[1])
 
 
 def rms_norm(x, w, arch):
@@ -206,8 +208,12 @@ class Llama(Network):
         self.embed_tokens = np.ascontiguousarray(state["embed_tokens.weight"], dtype=np.float32)
         self.inv_freq = inverse_frequencies(c)
         w_out = state["embed_tokens.weight"] if c.tied else state["lm_head.weight"]
+        # Which of the q|k|v, o, gate|up and down products have a bias anywhere (graph constants: the
+        # zero-bias adds of Llama and SmolLM2 are skipped; Qwen2 has q/k/v biases).
+        biased = tuple(any(f"layers.{i}.{name}.bias" in state for i in range(c.n_layer)
+                           for name in names) for names in BIASED_PRODUCTS)
         super().__init__(blocks, (t(state["norm.weight"]),), w_out.T, (c.n_head, c.n_kv_head, c.head_dim,
-                         c.rms_norm_eps), n_head=c.n_head, n_kv_head=c.n_kv_head, head_dim=c.head_dim,
+                         c.rms_norm_eps, biased), n_head=c.n_head, n_kv_head=c.n_kv_head, head_dim=c.head_dim,
                          d_model=c.d_model, n_parameters=n_parameters, dtype=dtype)
 
     def embed(self, ids: np.ndarray, pos: np.ndarray) -> tuple[Tensor, Tensor]:
