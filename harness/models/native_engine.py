@@ -20,7 +20,7 @@ from pathlib import Path
 
 import mindspore as ms
 import numpy as np
-from mindspore import Tensor, mint, mutable, ops
+from mindspore import Tensor, mutable, ops
 
 # How a block obtains the keys/values it attends to (a compile-time constant): FRESH, this call's own
 # tokens; DECODE, one new token after a prompt cache and the generated tokens' window;
@@ -40,10 +40,26 @@ GROUP_LAYERS = 4
 # tokens each run once cost 22.1 s in groups of 3 against 14.6 s in one-layer graphs (SmolLM2).
 GROUP_COMPILE_S, SAVED_PER_LAYER_CALL_S, SAVED_PER_LAYER_TOKEN_S = 0.75, 2.5e-3, 2.5e-5
 MS_DTYPES = {"float32": ms.float32, "float16": ms.float16, "bfloat16": ms.bfloat16}
-LOW = float(np.finfo(np.float32).min)  # masked scores: finite, so no NaN rows, and exact zeros
+# masked scores: the most negative float32 (finite, so no NaN rows, and exact zeros after softmax)
+# Graph code calls MindSpore primitives, never the functional wrappers (`ops.softmax`, `mint.where`),
+# Tensor methods (`.reshape`) or tensor indexing (`x[:, 1:]`): compiling a graph parses every Python
+# function it reaches, and those layers made a SmolLM2 block graph take 0.7 s to compile instead of
+# 0.2 s (same kernels, bit-identical numbers; measured 2026-12-04). Model files use them too.
 matmul = ops.MatMul()
+reshape, transpose, _cast = ops.Reshape(), ops.Transpose(), ops.Cast()
+select, expand_dims = ops.Select(), ops.ExpandDims()
+concat2, concat3 = ops.Concat(2), ops.Concat(3)
 _bmm = ops.BatchMatMul()
 _argmax = ops.Argmax(axis=-1, output_type=ms.int32)
+_slice, _gather, _gather_d = ops.StridedSlice(), ops.Gather(), ops.GatherD()
+_bias_add, _reduce_sum = ops.BiasAdd(), ops.ReduceSum()
+_softmax, _log_softmax = ops.Softmax(-1), ops.LogSoftmax(-1)
+_LOW = Tensor(np.finfo(np.float32).min, ms.float32)
+
+
+def cast(x: Tensor, dtype) -> Tensor:
+    """x as `dtype`; x itself when it has that dtype already (a Cast kernel would copy it)."""
+    return x if x.dtype == dtype else _cast(x, dtype)
 
 
 def group_size(n_layer: int) -> int:
@@ -58,13 +74,21 @@ def as_tensor(array: np.ndarray, dtype: str) -> Tensor:
 
 def linear(x: Tensor, w: Tensor, b: Tensor, biased: bool = True) -> Tensor:
     """x [M, in] @ w [in, out] + b; `biased` False (a graph constant) skips an all-zero b."""
-    return ops.bias_add(matmul(x, w), b) if biased else matmul(x, w)
+    return _bias_add(matmul(x, w), b) if biased else matmul(x, w)
+
+
+def take(x: Tensor, axis: int, start: int, stop: int) -> Tensor:
+    """x[start:stop] along `axis` (a StridedSlice)."""
+    shape = x.shape
+    n = len(shape)
+    begin = (0,) * axis + (start,) + (0,) * (n - axis - 1)
+    return _slice(x, begin, shape[:axis] + (stop,) + shape[axis + 1 :], (1,) * n)
 
 
 def merge_heads(att: Tensor) -> Tensor:
     """[B, H, T, hd] -> [B*T, H*hd]."""
     B, H, T, hd = att.shape
-    return att.transpose(0, 2, 1, 3).reshape(B * T, H * hd)
+    return reshape(transpose(att, (0, 2, 1, 3)), (B * T, H * hd))
 
 
 # ------------------------------------------------------------------------------------ attention
@@ -96,11 +120,12 @@ def _with_shared_context(k, v, cache_k, cache_v, slot_of_token, context_row):
     """Row b continues cache row context_row[b]; token t goes to slot s where slot_of_token[b,0,t,s] == 1
     (exact: x*1 + 0s). Returns the full keys/values the row attends to."""
     B, K, _, T = k.shape
-    cache_k, cache_v = ops.gather(cache_k, context_row, 0), ops.gather(cache_v, context_row, 0)
-    written = slot_of_token.sum(2) > 0.5  # [B,1,S]
-    keys = mint.where(written[:, :, None, :], _bmm(k, slot_of_token.broadcast_to((B, K, T, -1))), cache_k)
-    values = mint.where(written[:, :, :, None],
-                        _bmm(slot_of_token.swapaxes(2, 3).broadcast_to((B, K, -1, T)), v), cache_v)
+    S = slot_of_token.shape[3]
+    cache_k, cache_v = _gather(cache_k, context_row, 0), _gather(cache_v, context_row, 0)
+    written = _reduce_sum(slot_of_token, 2) > 0.5  # [B,1,S]
+    keys = select(expand_dims(written, 2), _bmm(k, ops.BroadcastTo((B, K, T, S))(slot_of_token)), cache_k)
+    placed = ops.BroadcastTo((B, K, S, T))(transpose(slot_of_token, (0, 1, 3, 2)))
+    values = select(expand_dims(written, 3), _bmm(placed, v), cache_v)
     return keys, values
 
 
@@ -109,12 +134,13 @@ def _attend_decode(q, k, v, allowed, cache_k, cache_v, new_k, new_v):
     entering on the right and the oldest (empty) slot leaving at each step."""
     T = q.shape[2]
     groups = q.shape[1] // k.shape[1]
-    new_k = mint.cat((new_k[:, :, :, 1:], k), dim=3)
-    new_v = mint.cat((new_v[:, :, 1:], v), dim=2)
+    slots = new_k.shape[3]
+    new_k = concat3((take(new_k, 3, 1, slots), k))
+    new_v = concat2((take(new_v, 2, 1, slots), v))
     q = _grouped(q, groups)
-    probs = _probs(mint.cat((_bmm(q, cache_k), _bmm(q, new_k)), dim=3), allowed, groups, q.dtype)
+    probs = _probs(concat3((_bmm(q, cache_k), _bmm(q, new_k))), allowed, groups, q.dtype)
     width = cache_k.shape[3]
-    att = _bmm(probs[:, :, :, :width], cache_v) + _bmm(probs[:, :, :, width:], new_v)
+    att = _bmm(take(probs, 3, 0, width), cache_v) + _bmm(take(probs, 3, width, width + slots), new_v)
     return _ungrouped(att, groups, T), new_k, new_v
 
 
@@ -123,25 +149,25 @@ def _grouped(q, groups: int):
     if groups == 1:
         return q
     B, H, T, hd = q.shape
-    return q.reshape(B, H // groups, groups * T, hd)
+    return reshape(q, (B, H // groups, groups * T, hd))
 
 
 def _ungrouped(att, groups: int, T: int):
     if groups == 1:
         return att
     B, K, _, hd = att.shape
-    return att.reshape(B, K * groups, T, hd)
+    return reshape(att, (B, K * groups, T, hd))
 
 
 def _probs(scores, allowed, groups: int, dtype):
     """Softmax (float32) of scores [B,K,G*T,S] where `allowed` [B,1,T,S]; masked terms exact zeros."""
-    scores = scores.astype(ms.float32)
+    scores = cast(scores, ms.float32)
     if groups == 1:
-        return ops.softmax(mint.where(allowed, scores, LOW), -1).astype(dtype)
+        return cast(_softmax(select(allowed, scores, _LOW)), dtype)
     B, K, GT, S = scores.shape
-    scores = scores.reshape(B, K, groups, GT // groups, S)
-    probs = ops.softmax(mint.where(allowed[:, :, None], scores, LOW), -1).astype(dtype)
-    return probs.reshape(B, K, GT, S)
+    scores = reshape(scores, (B, K, groups, GT // groups, S))
+    probs = cast(_softmax(select(expand_dims(allowed, 2), scores, _LOW)), dtype)
+    return reshape(probs, (B, K, GT, S))
 
 
 # ------------------------------------------------------------------------------------ graphs
@@ -164,7 +190,7 @@ class Graphs:
             return x, out
 
         def head(rows, norm, w_out, arch):
-            return matmul(final_norm(rows, norm, arch), w_out).astype(ms.float32)
+            return cast(matmul(final_norm(rows, norm, arch), w_out), ms.float32)
 
         # The blocks run as graphs of one layer or of a group of consecutive layers (bit-identical
         # numbers either way): `blocks` is a tuple of per-block records, its length a graph constant.
@@ -178,7 +204,8 @@ class Graphs:
         def decode_graph(x, positions, allowed, cache, new, blocks, norm, w_out, arch):
             """One decoding step for one token per row: next-token logits [B, V] and the new keys/values."""
             x, out = layers(x, positions, (allowed, None, None), cache, new, blocks, DECODE, arch)
-            return head(x.reshape(-1, x.shape[-1]), norm, w_out, arch), out
+            B, T, D = x.shape
+            return head(reshape(x, (B * T, D)), norm, w_out, arch), out
 
         @ms.jit
         def logits_graph(rows, norm, w_out, arch):
@@ -188,7 +215,7 @@ class Graphs:
         def score_graph(rows, norm, w_out, targets, arch):
             """log P(target) and whether target is the argmax, for hidden rows [M, D]."""
             logits = head(rows, norm, w_out, arch)
-            picked = ops.gather_elements(ops.log_softmax(logits, -1), 1, targets[:, None])[:, 0]
+            picked = reshape(_gather_d(_log_softmax(logits), 1, expand_dims(targets, 1)), (-1,))
             return picked, _argmax(logits) == targets
 
         self.layers, self.decode = layers_graph, decode_graph

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from mindspore import Tensor, mint, ops
+from mindspore import Tensor, ops
 
 from harness.models.native_engine import (  # noqa: F401 - FRESH/SHARED_CONTEXT/DECODE: the modes, re-exported
     DECODE,
@@ -29,6 +29,8 @@ from harness.models.native_engine import (  # noqa: F401 - FRESH/SHARED_CONTEXT/
     merge_heads,
     read_config,
     read_weights,
+    reshape,
+    transpose,
 )
 
 # GPT-2 config options with the value every released GPT-2 checkpoint uses (others: mindnlp).
@@ -61,6 +63,9 @@ class GPT2Config:
         return self.n_positions
 
 
+_thirds, _tanh = ops.Split(axis=1, output_num=3), ops.Tanh()
+
+
 class Block(NamedTuple):
     """One layer's weights (the graphs receive it as a plain tuple, in this order)."""
 
@@ -74,22 +79,22 @@ def block(x, positions, ctx, kv, mode: int, arch, weights):
     """One transformer block; x [B,T,D]. GPT-2's positions are in x already (`positions` is None)."""
     ln_1, attn, ln_2, mlp = weights
     B, T, D = x.shape
-    h = x.reshape(B * T, D)
+    h = reshape(x, (B * T, D))
     a, keys, values = attention(layer_norm(h, ln_1, arch), B, T, ctx, kv, mode, arch, attn)
     h = h + a
     h = h + feed_forward(layer_norm(h, ln_2, arch), mlp)
-    return h.reshape(B, T, D), keys, values
+    return reshape(h, (B, T, D)), keys, values
 
 
 def attention(h, B: int, T: int, ctx, kv, mode: int, arch, weights):
     """Causal self-attention of rows h [B*T, D]: the output [B*T, D] and the keys/values to cache."""
     n_head, _ = arch
     w_qkv, b_qkv, w_o, b_o = weights
-    q, k, v = ops.Split(axis=1, output_num=3)(linear(h, w_qkv, b_qkv))
+    q, k, v = _thirds(linear(h, w_qkv, b_qkv))
     hd = q.shape[1] // n_head
-    q = q.reshape(B, T, n_head, hd).transpose(0, 2, 1, 3)  # [B,H,T,hd], pre-scaled by 1/sqrt(hd)
-    k = k.reshape(B, T, n_head, hd).transpose(0, 2, 3, 1)  # [B,H,hd,T]
-    v = v.reshape(B, T, n_head, hd).transpose(0, 2, 1, 3)  # [B,H,T,hd]
+    q = transpose(reshape(q, (B, T, n_head, hd)), (0, 2, 1, 3))  # [B,H,T,hd], pre-scaled by 1/sqrt(hd)
+    k = transpose(reshape(k, (B, T, n_head, hd)), (0, 2, 3, 1))  # [B,H,hd,T]
+    v = transpose(reshape(v, (B, T, n_head, hd)), (0, 2, 1, 3))  # [B,H,T,hd]
     att, keys, values = attend(q, k, v, mode, ctx, kv)
     return linear(merge_heads(att), w_o, b_o), keys, values
 
@@ -105,7 +110,7 @@ def layer_norm(x, weights, arch):
 
 
 def gelu_new(x):
-    return 0.5 * x * (1.0 + mint.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+    return 0.5 * x * (1.0 + _tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
 
 
 def load_state(folder: Path) -> dict[str, np.ndarray]:

@@ -18,21 +18,29 @@ from typing import NamedTuple
 
 import mindspore as ms
 import numpy as np
-from mindspore import Tensor, mint, ops
+from mindspore import Tensor, ops
 
 from harness.models.native_engine import (
     Graphs,
     Network,
     as_tensor,
     attend,
+    cast,
+    concat3,
     linear,
     merge_heads,
     read_config,
     read_weights,
+    reshape,
+    take,
+    transpose,
 )
 
 MODEL_TYPES = ("llama", "qwen2", "mistral")
 ROPE_TYPES = ("default", "llama3")
+_halves, _pair = ops.Split(axis=3, output_num=2), ops.Split(axis=1, output_num=2)
+_rsqrt, _mean = ops.Rsqrt(), ops.ReduceMean(keep_dims=True)
+_silu = ops.auto_generate.SiLU()  # the primitive behind ops.silu
 BIASED_PRODUCTS = (("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), ("self_attn.o_proj",),
                    ("mlp.gate_proj", "mlp.up_proj"), ("mlp.down_proj",))
 
@@ -122,41 +130,44 @@ def block(x, rope, ctx, kv, mode: int, arch, weights):
     """One transformer block; x [B,T,D], rope [2,B,1,T,hd] (cos, sin at each token's position)."""
     attn_norm, attn, mlp_norm, mlp = weights
     B, T, D = x.shape
-    h = x.reshape(B * T, D)
+    h = reshape(x, (B * T, D))
     a, keys, values = attention(rms_norm(h, attn_norm, arch), rope, B, T, ctx, kv, mode, arch, attn)
     h = h + a
     h = h + swiglu(rms_norm(h, mlp_norm, arch), mlp, arch[4][2:])
-    return h.reshape(B, T, D), keys, values
+    return reshape(h, (B, T, D)), keys, values
 
 
 def attention(h, rope, B: int, T: int, ctx, kv, mode: int, arch, weights):
     """Grouped-query causal self-attention of rows h [B*T, D]: output [B*T, D], keys/values to cache."""
     n_head, n_kv, hd, _, biased = arch
     w_qkv, b_qkv, w_o, b_o = weights
-    q, k, v = ops.split(linear(h, w_qkv, b_qkv, biased[0]), (n_head * hd, n_kv * hd, n_kv * hd), axis=1)
-    q = rotate(q.reshape(B, T, n_head, hd).transpose(0, 2, 1, 3), rope)  # [B,H,T,hd], pre-scaled
-    k = rotate(k.reshape(B, T, n_kv, hd).transpose(0, 2, 1, 3), rope).transpose(0, 1, 3, 2)  # [B,K,hd,T]
-    v = v.reshape(B, T, n_kv, hd).transpose(0, 2, 1, 3)  # [B,K,T,hd]
+    qkv = linear(h, w_qkv, b_qkv, biased[0])
+    q, k, v = (take(qkv, 1, 0, n_head * hd), take(qkv, 1, n_head * hd, (n_head + n_kv) * hd),
+               take(qkv, 1, (n_head + n_kv) * hd, (n_head + 2 * n_kv) * hd))
+    q = rotate(transpose(reshape(q, (B, T, n_head, hd)), (0, 2, 1, 3)), rope)  # [B,H,T,hd], pre-scaled
+    k = rotate(transpose(reshape(k, (B, T, n_kv, hd)), (0, 2, 1, 3)), rope)
+    k = transpose(k, (0, 1, 3, 2))  # [B,K,hd,T]
+    v = transpose(reshape(v, (B, T, n_kv, hd)), (0, 2, 1, 3))  # [B,K,T,hd]
     att, keys, values = attend(q, k, v, mode, ctx, kv)
     return linear(merge_heads(att), w_o, b_o, biased[1]), keys, values
 
 
 def rotate(x, rope):
     """Rotary position embedding of x [B,H,T,hd]: x*cos + rotate_half(x)*sin."""
-    half = x.shape[3] // 2
-    return x * rope[0] + mint.cat((-x[:, :, :, half:], x[:, :, :, :half]), dim=3) * rope[1]
+    first, second = _halves(x)
+    return x * rope[0] + concat3((-second, first)) * rope[1]
 
 
 def swiglu(h, weights, biased):
     w_gate_up, b_gate_up, w_down, b_down = weights
-    gate, up = ops.Split(axis=1, output_num=2)(linear(h, w_gate_up, b_gate_up, biased[0]))
-    return linear(ops.silu(gate) * up, w_down, b_down, biased[1])
+    gate, up = _pair(linear(h, w_gate_up, b_gate_up, biased[0]))
+    return linear(_silu(gate) * up, w_down, b_down, biased[1])
 
 
 def rms_norm(x, w, arch):
-    h = x.astype(ms.float32)
-    h = h * ops.rsqrt(ops.mean(h * h, -1, keep_dims=True) + arch[3])
-    return w * h.astype(x.dtype)
+    h = cast(x, ms.float32)
+    h = h * _rsqrt(_mean(h * h, -1) + arch[3])
+    return w * cast(h, x.dtype)
 
 
 def final_norm(rows, weights, arch):
