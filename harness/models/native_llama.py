@@ -39,7 +39,7 @@ from harness.models.native_engine import (
 MODEL_TYPES = ("llama", "qwen2", "mistral")
 ROPE_TYPES = ("default", "llama3")
 _halves, _pair = ops.Split(axis=3, output_num=2), ops.Split(axis=1, output_num=2)
-_rsqrt, _mean = ops.Rsqrt(), ops.ReduceMean(keep_dims=True)
+_rsqrt, _mean, _unstack = ops.Rsqrt(), ops.ReduceMean(keep_dims=True), ops.Unstack(0)
 _silu = ops.auto_generate.SiLU()  # the primitive behind ops.silu
 BIASED_PRODUCTS = (("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), ("self_attn.o_proj",),
                    ("mlp.gate_proj", "mlp.up_proj"), ("mlp.down_proj",))
@@ -155,7 +155,8 @@ def attention(h, rope, B: int, T: int, ctx, kv, mode: int, arch, weights):
 def rotate(x, rope):
     """Rotary position embedding of x [B,H,T,hd]: x*cos + rotate_half(x)*sin."""
     first, second = _halves(x)
-    return x * rope[0] + concat3((-second, first)) * rope[1]
+    cos, sin = _unstack(rope)  # (indexing rope[0] would be slow to compile)
+    return x * cos + concat3((-second, first)) * sin
 
 
 def swiglu(h, weights, biased):
