@@ -40,11 +40,10 @@ GROUP_LAYERS = 4
 # tokens each run once cost 22.1 s in groups of 3 against 14.6 s in one-layer graphs (SmolLM2).
 GROUP_COMPILE_S, SAVED_PER_LAYER_CALL_S, SAVED_PER_LAYER_TOKEN_S = 0.75, 2.5e-3, 2.5e-5
 MS_DTYPES = {"float32": ms.float32, "float16": ms.float16, "bfloat16": ms.bfloat16}
-# masked scores: the most negative float32 (finite, so no NaN rows, and exact zeros after softmax)
 # Graph code calls MindSpore primitives, never the functional wrappers (`ops.softmax`, `mint.where`),
 # Tensor methods (`.reshape`) or tensor indexing (`x[:, 1:]`): compiling a graph parses every Python
-# function it reaches, and those layers made a SmolLM2 block graph take 0.7 s to compile instead of
-# 0.2 s (same kernels, bit-identical numbers; measured 2026-12-04). Model files use them too.
+# function it reaches, and those layers made a SmolLM2 one-layer graph take 0.73 s to compile instead
+# of 0.27 s (same kernels, bit-identical numbers; measured 2026-12-04). Model files use them too.
 matmul = ops.MatMul()
 reshape, transpose, _cast = ops.Reshape(), ops.Transpose(), ops.Cast()
 select, expand_dims = ops.Select(), ops.ExpandDims()
@@ -54,6 +53,7 @@ _argmax = ops.Argmax(axis=-1, output_type=ms.int32)
 _slice, _gather, _gather_d = ops.StridedSlice(), ops.Gather(), ops.GatherD()
 _bias_add, _reduce_sum = ops.BiasAdd(), ops.ReduceSum()
 _softmax, _log_softmax = ops.Softmax(-1), ops.LogSoftmax(-1)
+# masked scores: the most negative float32 (finite, so no NaN rows, and exact zeros after softmax)
 _LOW = Tensor(np.finfo(np.float32).min, ms.float32)
 
 

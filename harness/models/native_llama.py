@@ -144,18 +144,18 @@ def attention(h, rope, B: int, T: int, ctx, kv, mode: int, arch, weights):
     qkv = linear(h, w_qkv, b_qkv, biased[0])
     q, k, v = (take(qkv, 1, 0, n_head * hd), take(qkv, 1, n_head * hd, (n_head + n_kv) * hd),
                take(qkv, 1, (n_head + n_kv) * hd, (n_head + 2 * n_kv) * hd))
-    q = rotate(transpose(reshape(q, (B, T, n_head, hd)), (0, 2, 1, 3)), rope)  # [B,H,T,hd], pre-scaled
-    k = rotate(transpose(reshape(k, (B, T, n_kv, hd)), (0, 2, 1, 3)), rope)
+    cos, sin = _unstack(rope)  # once for q and k (indexing rope[0] would be slow to compile)
+    q = rotate(transpose(reshape(q, (B, T, n_head, hd)), (0, 2, 1, 3)), cos, sin)  # [B,H,T,hd], pre-scaled
+    k = rotate(transpose(reshape(k, (B, T, n_kv, hd)), (0, 2, 1, 3)), cos, sin)
     k = transpose(k, (0, 1, 3, 2))  # [B,K,hd,T]
     v = transpose(reshape(v, (B, T, n_kv, hd)), (0, 2, 1, 3))  # [B,K,T,hd]
     att, keys, values = attend(q, k, v, mode, ctx, kv)
     return linear(merge_heads(att), w_o, b_o, biased[1]), keys, values
 
 
-def rotate(x, rope):
+def rotate(x, cos, sin):
     """Rotary position embedding of x [B,H,T,hd]: x*cos + rotate_half(x)*sin."""
     first, second = _halves(x)
-    cos, sin = _unstack(rope)  # (indexing rope[0] would be slow to compile)
     return x * cos + concat3((-second, first)) * sin
 
 
