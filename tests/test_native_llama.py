@@ -79,6 +79,51 @@ def test_greedy_tokens_identical_to_transformers_and_across_batch_sizes(family_l
     assert len({tuple(r) for r in reference}) > 1
 
 
+def _one_layer_groups(model, monkeypatch) -> None:
+    """Run `model` (2-3 layers: one group) in one-layer groups, as a deep model runs in several."""
+    monkeypatch.setattr(model, "group", 1)
+    monkeypatch.setattr(model, "_grouped", model._single)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_layer_group_decoding_bit_identical_to_whole_network(family_lms, name, monkeypatch):
+    """Decoding on one graph per layer group gives the whole-network graph's logits, bit for bit."""
+    lm = family_lms[name]
+    _one_layer_groups(lm.backend.model, monkeypatch)
+    prompts = [_ids(lm, t) for t in TEXTS]
+
+    def steps(whole: bool) -> np.ndarray:
+        state, logits = lm.backend.prefill(prompts, 5, 64)
+        state["whole"] = whole
+        out = [logits]
+        for _ in range(4):
+            out.append(lm.backend.decode(state, out[-1].argmax(-1)))
+        return np.stack(out)
+
+    whole, grouped = steps(True), steps(False)
+    assert np.array_equal(whole, grouped) and np.abs(whole).max() > 1.0
+
+
+def test_whole_network_decoding_only_where_it_pays(family_lms, monkeypatch):
+    lm = family_lms["llama"]
+    model = lm.backend.model
+    _one_layer_groups(model, monkeypatch)
+    monkeypatch.setattr(model, "_whole_decode", set())
+    assert model.whole_decode_pays(8, 64, 8, None)  # no hint: as many steps as may come
+    assert model.whole_decode_pays(8, 64, 8, 10**6)
+    assert not model.whole_decode_pays(8, 64, 8, 4)
+    lm.backend.expect_decoding(4)  # a short stream: layer groups, no whole-network compile
+    state, logits = lm.backend.prefill([_ids(lm, TEXTS[0])], 4, 64)
+    assert state["whole"] is False
+    lm.backend.decode(state, logits.argmax(-1))
+    assert not model.whole_decode_pays(2, 64, 4, 4)
+    lm.backend.expect_decoding(10**6)
+    state, logits = lm.backend.prefill([_ids(lm, TEXTS[0])], 4, 64)
+    assert state["whole"] is True
+    lm.backend.decode(state, logits.argmax(-1))  # compiled now: any stream of this shape uses it
+    assert model.whole_decode_pays(2, 64, 4, 4)
+
+
 @pytest.mark.parametrize("name", FAMILIES)
 def test_generations_identical_across_batch_sizes(family_lms, name, monkeypatch):
     lm = family_lms[name]

@@ -42,6 +42,10 @@ class Backend(ABC):
         """What comes next: how many forward passes of (rows, width) the coming calls will make
         (multiple choice: rows = distinct contexts). Engines that compile per shape may use it."""
 
+    def expect_decoding(self, steps: int) -> None:  # noqa: B027 - optional hook
+        """About how many decoding steps (at most) follow the next `prefill`, its refills included.
+        Engines that compile per shape may use it."""
+
     @abstractmethod
     def prefill(self, prompts: Sequence[Sequence[int]], max_new_tokens: int,
                 width: int) -> tuple[Any, np.ndarray]:

@@ -54,6 +54,7 @@ class Decoding:
         limit = max(r.max_new_tokens for r in requests)
         refills = self.backend.refills
         first = [queue.popleft() for _ in range(min(len(queue), slots if refills else len(queue)))]
+        self.backend.expect_decoding(-(-len(requests) // len(first)) * limit)
         state, logits = self.backend.prefill([prompts[i] for i in first], limit, width)
         self._count(sum(len(prompts[i]) for i in first))
         rows: list[Row | None] = [self._row(i, requests[i]) for i in first]

@@ -54,6 +54,7 @@ class NativeBackend(Backend):
         self.pad_id = int(pad_id)
         self.dtype = dtype
         self.reduced_head = reduced_head
+        self._decode_steps: int | None = None  # the hint of `expect_decoding` for the next prefill
 
     @classmethod
     def from_folder(cls, folder: str | Path, pad_id: int, dtype: str = "float32") -> NativeBackend:
@@ -200,6 +201,9 @@ class NativeBackend(Backend):
         return self._split(lp, gr, counts)
 
     # ---------------------------------------------------------------- generation
+    def expect_decoding(self, steps: int) -> None:
+        self._decode_steps = steps
+
     def prefill(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, width: int):
         batch, decode_slots = bucket(len(prompts)), bucket(max(1, max_new_tokens))
         self._check_window(max(len(p) for p in prompts) + max_new_tokens)
@@ -207,7 +211,9 @@ class NativeBackend(Backend):
         # the generated tokens' window: one new token enters on the right at each decoding step
         state = {"cache": cache, "new": self.model.empty_cache(batch, decode_slots), "valid": valid,
                  "next_pos": valid.sum(axis=1), "decode_slots": decode_slots, "width": width,
-                 "n": len(prompts), "limit": max_new_tokens}
+                 "n": len(prompts), "limit": max_new_tokens,
+                 "whole": self.model.whole_decode_pays(batch, width, decode_slots, self._decode_steps)}
+        self._decode_steps = None
         return state, logits
 
     def refill(self, state: dict, slots: Sequence[int], prompts: Sequence[Sequence[int]]) -> np.ndarray:
@@ -252,7 +258,8 @@ class NativeBackend(Backend):
         old = state["valid"]
         valid = np.concatenate([old[:, :width], old[:, width + 1 :], np.ones((batch, 1), dtype=bool)], axis=1)
         pos = np.minimum(state["next_pos"], self.max_length - 1)[:, None]
-        logits, state["new"] = self.model.decode(ids, pos, valid[:, None, :], state["cache"], state["new"])
+        logits, state["new"] = self.model.decode(ids, pos, valid[:, None, :], state["cache"], state["new"],
+                                                 state["whole"])
         state.update(valid=valid, next_pos=state["next_pos"] + 1)
         return logits[: state["n"]]
 

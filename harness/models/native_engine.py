@@ -39,6 +39,11 @@ GROUP_LAYERS = 4
 # plus ~25 us per token row (at GPT-2-small's width; scaled by (d_model/768)^2); ten shapes of 512
 # tokens each run once cost 22.1 s in groups of 3 against 14.6 s in one-layer graphs (SmolLM2).
 GROUP_COMPILE_S, SAVED_PER_LAYER_CALL_S, SAVED_PER_LAYER_TOKEN_S = 0.75, 2.5e-3, 2.5e-5
+# Decoding runs on the whole-network graph (one call a step) where the steps a stream may take save
+# more than that graph's extra compile time, else on layer-group graphs (one call per group): on
+# SmolLM2 (30 layers, groups of 3, 8 rows, 2026-12-06) the whole graph took 3.9 s to compile against
+# 0.7 s, and saved 17 ms a step (121 against 138 ms): short streams and small tail batches skip it.
+WHOLE_COMPILE_S_PER_LAYER, SAVED_PER_GROUP_CALL_S = 0.11, 1.9e-3
 MS_DTYPES = {"float32": ms.float32, "float16": ms.float16, "bfloat16": ms.bfloat16}
 # Graph code calls MindSpore primitives, never the functional wrappers (`ops.softmax`, `mint.where`),
 # Tensor methods (`.reshape`) or tensor indexing (`x[:, 1:]`): compiling a graph parses every Python
@@ -208,6 +213,11 @@ class Graphs:
             return head(reshape(x, (B * T, D)), norm, w_out, arch), out
 
         @ms.jit
+        def decode_layers_graph(x, positions, allowed, cache, new, blocks, arch):
+            """One decoding step through one layer group: hidden states and the group's new keys/values."""
+            return layers(x, positions, (allowed, None, None), cache, new, blocks, DECODE, arch)
+
+        @ms.jit
         def logits_graph(rows, norm, w_out, arch):
             return head(rows, norm, w_out, arch)
 
@@ -218,7 +228,7 @@ class Graphs:
             picked = reshape(_gather_d(_log_softmax(logits), 1, expand_dims(targets, 1)), (-1,))
             return picked, _argmax(logits) == targets
 
-        self.layers, self.decode = layers_graph, decode_graph
+        self.layers, self.decode, self.decode_layers = layers_graph, decode_graph, decode_layers_graph
         self.logits, self.score = logits_graph, score_graph
 
 
@@ -248,6 +258,7 @@ class Network:
         self.final_norm = mutable(tuple(final_norm))
         # A ready-transposed output layer [D, V]: matmul(x, W.T) would copy W on every call.
         self.w_out = as_tensor(w_out, dtype)
+        self._whole_decode: set[tuple] = set()  # decoding shapes run on the whole-network graph
         self._saved: dict[tuple, float] = {}  # per input shape: time layer groups would have saved
         self._scale = (d_model / 768) ** 2  # work per token and layer relative to GPT-2-small
 
@@ -299,13 +310,40 @@ class Network:
         return self.n_layer * (SAVED_PER_LAYER_CALL_S + SAVED_PER_LAYER_TOKEN_S * tokens * self._scale)
 
     def decode(self, ids: np.ndarray, pos: np.ndarray, allowed: np.ndarray, cache: tuple,
-               new: tuple) -> tuple[np.ndarray, tuple]:
+               new: tuple, whole: bool = True) -> tuple[np.ndarray, tuple]:
         """One token per row after the prompt `cache` and the generated tokens `new`: float32
-        next-token logits [B, V] and the generated tokens' keys and values, one token longer."""
+        next-token logits [B, V] and the generated tokens' keys and values, one token longer.
+
+        `whole`: one whole-network graph a step, else one graph per layer group (bit-identical
+        numbers; see `whole_decode_pays`)."""
         x, positions = self.embed(ids, pos)
-        logits, new = self.graphs.decode(x, positions, self._mask(allowed), mutable(cache), mutable(new),
-                                         self._blocks, self.final_norm, self.w_out, self.arch)
-        return logits.asnumpy(), new
+        mask = self._mask(allowed)
+        if whole or self.group == self.n_layer:
+            self._whole_decode.add((tuple(ids.shape), cache[0].shape, new[0].shape))
+            logits, new = self.graphs.decode(x, positions, mask, mutable(cache), mutable(new), self._blocks,
+                                             self.final_norm, self.w_out, self.arch)
+            return logits.asnumpy(), new
+        out: tuple = ()
+        size = self.group
+        for i, blocks in enumerate(self._grouped):
+            part = slice(2 * i * size, 2 * (i + 1) * size)
+            x, kv = self.graphs.decode_layers(x, positions, mask, mutable(cache[part]), mutable(new[part]),
+                                              blocks, self.arch)
+            out += tuple(kv)
+        B, T, D = x.shape
+        rows = ops.reshape(x, (B * T, D))
+        return self.graphs.logits(rows, self.final_norm, self.w_out, self.arch).asnumpy(), out
+
+    def whole_decode_pays(self, batch: int, width: int, slots: int, steps: int | None) -> bool:
+        """Whether up to `steps` decoding steps of `batch` rows (prompt cache `width`, `slots` generated
+        tokens) should run on the whole-network graph: it is compiled already, or the steps would save
+        more than it costs to compile (None: unknown, assume many)."""
+        key = ((batch, 1), (batch, self.n_kv_head, self.head_dim, width), (batch, self.n_kv_head,
+                                                                           self.head_dim, slots))
+        if steps is None or key in self._whole_decode:
+            return True
+        saved = steps * SAVED_PER_GROUP_CALL_S * (self.n_layer // self.group - 1)
+        return saved >= WHOLE_COMPILE_S_PER_LAYER * self.n_layer
 
     @staticmethod
     def _mask(allowed: np.ndarray) -> Tensor:
