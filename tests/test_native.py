@@ -212,3 +212,23 @@ def test_pytorch_bin_checkpoint_without_prefix_loads_the_same(native_lm, tmp_pat
     lm = models.load(str(out), backend="native")
     ids = native_lm.encode("same numbers")
     assert np.array_equal(lm.backend.logits(ids), native_lm.backend.logits(ids))
+
+
+def test_generation_tells_the_engine_its_prompt_passes_ahead(native_lm, monkeypatch):
+    """With continuous batching a stream makes one full prompt pass, then refills of about
+    REFILL_AT rows: that (not one full batch per batch_size requests) is the plan `expect` gets,
+    and the refill passes really run at that size."""
+    from harness.models.generation import REFILL_AT
+
+    planned, passes = [], []
+    backend = native_lm.backend
+    real_prefill, real_refill = backend.prefill, backend.refill
+    monkeypatch.setattr(backend, "expect", lambda plan: planned.append(dict(plan)))
+    monkeypatch.setattr(backend, "prefill", lambda p, m, w: passes.append(len(p)) or real_prefill(p, m, w))
+    monkeypatch.setattr(backend, "refill", lambda s, k, p: passes.append(len(p)) or real_refill(s, k, p))
+    monkeypatch.setattr(native_lm, "batch_size", 4)
+    requests = [GenerationRequest(p, ("\n",), max_new_tokens=5) for p in PROMPTS]  # one stream
+    native_lm.generate(requests)
+    width = 64  # every prompt here fits the first 64-token generation width
+    assert planned == [{(4, width): 1, (REFILL_AT, width): -(-(len(PROMPTS) - 4) // REFILL_AT)}]
+    assert passes[0] == 4 and sum(passes) == len(PROMPTS) and max(passes[1:]) <= 4

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.errors import HarnessError
 from harness.models.backend import Backend
-from harness.models.generation import Decoding
+from harness.models.generation import REFILL_AT, Decoding
 from harness.requests import GenerationRequest, LoglikelihoodRequest, LoglikelihoodResult
 from harness.tokenization import rolling_windows, split_context_continuation, tokenizer_adds_bos, with_bos
 
@@ -302,14 +302,27 @@ class LanguageModel:
         # continuous batching: one stream per (width, limit) group, `batch_size` slots; else batches
         streams = (_batches(order, groups, lambda: 1 << 62) if self.backend.refills
                    else _batches(order, groups, lambda: self.batch_size))
-        plan = _batches(order, groups, self.batch_size)
-        self.backend.expect(Counter((len(b), widths[b[0]]) for b in plan))
+        self.backend.expect(self._prompt_passes(order, groups, widths))
         for stream in streams:
             self.rows_in_flight = min(len(stream), self.batch_size)
             decoding.run([distinct[i] for i in stream], [prompts[i] for i in stream], widths[stream[0]],
                          self.batch_size, lambda k, text, stream=stream: finished(stream[k], text))
             flush()
         return [outputs[k] for k in inverse]
+
+    def _prompt_passes(self, order: Sequence[int], groups: Sequence[tuple[int, int]],
+                       widths: Sequence[int]) -> Counter:
+        """The prompt passes generation will make, per (rows, width): with continuous batching one
+        full batch per stream, then refills of about REFILL_AT rows as rows finish; else batches."""
+        if not self.backend.refills:
+            return Counter((len(b), widths[b[0]]) for b in _batches(order, groups, self.batch_size))
+        plan: Counter = Counter()
+        for stream in _batches(order, groups, lambda: 1 << 62):
+            first = min(len(stream), self.batch_size)
+            plan[(first, widths[stream[0]])] += 1
+            if len(stream) > first:
+                plan[(REFILL_AT, widths[stream[0]])] += -(-(len(stream) - first) // REFILL_AT)
+        return plan
 
     def _generation_prompt(self, request: GenerationRequest) -> list[int]:
         tokens = self.encode_context(request.context) or [self.prefix_token_id]
