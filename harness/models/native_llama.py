@@ -127,7 +127,7 @@ class Block(NamedTuple):
 
 
 def block(x, rope, ctx, kv, mode: int, arch, weights):
-    """One transformer block; x [B,T,D], rope [2,B,1,T,hd] (cos, sin at each token's position)."""
+    """One transformer block; x [B,T,D], rope [2,B,1,T,hd] (cos, signed sin at each token's position)."""
     attn_norm, attn, mlp_norm, mlp = weights
     B, T, D = x.shape
     h = reshape(x, (B * T, D))
@@ -142,21 +142,24 @@ def attention(h, rope, B: int, T: int, ctx, kv, mode: int, arch, weights):
     n_head, n_kv, hd, _, biased = arch
     w_qkv, b_qkv, w_o, b_o = weights
     qkv = linear(h, w_qkv, b_qkv, biased[0])
-    q, k, v = (take(qkv, 1, 0, n_head * hd), take(qkv, 1, n_head * hd, (n_head + n_kv) * hd),
-               take(qkv, 1, (n_head + n_kv) * hd, (n_head + 2 * n_kv) * hd))
-    cos, sin = _unstack(rope)  # once for q and k (indexing rope[0] would be slow to compile)
-    q = rotate(transpose(reshape(q, (B, T, n_head, hd)), (0, 2, 1, 3)), cos, sin)  # [B,H,T,hd], pre-scaled
-    k = rotate(transpose(reshape(k, (B, T, n_kv, hd)), (0, 2, 1, 3)), cos, sin)
-    k = transpose(k, (0, 1, 3, 2))  # [B,K,hd,T]
+    qk_width = (n_head + n_kv) * hd
+    qk, v = take(qkv, 1, 0, qk_width), take(qkv, 1, qk_width, qk_width + n_kv * hd)
+    # q and k heads rotated together: one rotation's kernels a layer instead of two (per element the same)
+    qk = rotate(transpose(reshape(qk, (B, T, n_head + n_kv, hd)), (0, 2, 1, 3)), rope)
+    q = take(qk, 1, 0, n_head)  # [B,H,T,hd], pre-scaled
+    k = transpose(take(qk, 1, n_head, n_head + n_kv), (0, 1, 3, 2))  # [B,K,hd,T]
     v = transpose(reshape(v, (B, T, n_kv, hd)), (0, 2, 1, 3))  # [B,K,T,hd]
     att, keys, values = attend(q, k, v, mode, ctx, kv)
     return linear(merge_heads(att), w_o, b_o, biased[1]), keys, values
 
 
-def rotate(x, cos, sin):
-    """Rotary position embedding of x [B,H,T,hd]: x*cos + rotate_half(x)*sin."""
+def rotate(x, rope):
+    """Rotary position embedding of x [B,H,T,hd]: x*cos + rotate_half(x)*sin, where rotate_half(x)*sin
+    = [-second, first]*sin is computed as [second, first]*[-sin, sin] (`embed` negates the first half
+    of sin; the same products exactly, one kernel fewer)."""
+    cos, signed_sin = _unstack(rope)  # (indexing rope[0] would be slow to compile)
     first, second = _halves(x)
-    return x * cos + concat3((-second, first)) * sin
+    return x * cos + concat3((second, first)) * signed_sin
 
 
 def swiglu(h, weights, biased):
@@ -229,10 +232,13 @@ class Llama(Network):
                          d_model=c.d_model, n_parameters=n_parameters, dtype=dtype)
 
     def embed(self, ids: np.ndarray, pos: np.ndarray) -> tuple[Tensor, Tensor]:
-        """Token embeddings [B,T,D] and rope [2,B,1,T,hd]: cos and sin of position * frequency."""
+        """Token embeddings [B,T,D] and rope [2,B,1,T,hd]: cos, and sin with its first half negated
+        (see `rotate`), of position * frequency."""
         angles = np.asarray(pos, dtype=np.float32)[:, None, :, None] * self.inv_freq  # float32, as torch
         angles = np.concatenate([angles, angles], axis=-1).astype(np.float64)
-        rope = np.stack([np.cos(angles), np.sin(angles)]).astype(np.float32)
+        sin = np.sin(angles)
+        sin[..., : self.config.head_dim // 2] *= -1.0
+        rope = np.stack([np.cos(angles), sin]).astype(np.float32)
         return Tensor(self.embed_tokens[ids], self.dtype), Tensor(rope, self.dtype)
 
 
