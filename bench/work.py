@@ -114,19 +114,19 @@ def instrument_native(backend: Any, work: Work) -> None:
         inner = getattr(model, name)
 
         def counted(*args: Any, **kwargs: Any) -> Any:
-            count(*args)
+            count(*args, **kwargs)
             return inner(*args, **kwargs)
 
         setattr(model, name, counted)
 
-    def forward(ids: Any, *_: Any) -> None:
-        work.body_tokens += int(ids.size)
+    def forward(ids: Any, *_: Any, pack: Any = None, **__: Any) -> None:  # packed: its rows only
+        work.body_tokens += int(ids.size) if pack is None else len(pack)
 
-    def decode(ids: Any, *_: Any) -> None:  # one token per row, then the output layer for each row
+    def decode(ids: Any, *_: Any, **__: Any) -> None:  # one token per row, then the output layer for each row
         work.body_tokens += int(ids.size)
         work.head_positions += int(ids.shape[0])
 
-    def head(_hidden: Any, rows: Any, *_: Any) -> None:
+    def head(_hidden: Any, rows: Any, *_: Any, **__: Any) -> None:
         work.head_positions += len(rows)
 
     wrap("forward", forward)

@@ -176,11 +176,11 @@ def test_native_counters_equal_the_batches_it_ran() -> None:
     lm = load("tiny", backend="native", batch_size=2)
     counted = work.Work()
     work.instrument_native(lm.backend, counted)
-    calls: list[tuple[int, int, int]] = []
+    calls: list[tuple[int, int, int, int]] = []
     inner = lm.backend.score
 
     def recording(rows, n_targets, width):  # noqa: ANN001, ANN202
-        calls.append((len(rows), width, sum(n_targets)))
+        calls.append((len(rows), width, sum(n_targets), sum(len(r) - 1 for r in rows)))
         return inner(rows, n_targets, width)
 
     lm.backend.score = recording
@@ -190,9 +190,12 @@ def test_native_counters_equal_the_batches_it_ran() -> None:
     pairs += [(list(range(1, 40)), [5]), ([9] * 3, [len(words)])]
     lm.loglikelihood_tokens(pairs)
     assert len(calls) >= 3  # several widths and batches
-    assert counted.body_tokens == sum(bucket(n) * width for n, width, _ in calls)
+    ran = [lm.backend.packed_size(bucket(n), width, tokens) or bucket(n) * width
+           for n, width, _, tokens in calls]
+    assert any(r < bucket(n) * width for r, (n, width, *_) in zip(ran, calls, strict=True))  # some packed
+    assert counted.body_tokens == sum(ran)
     needed = work.needed_scoring(pairs)
-    assert counted.head_positions >= needed.head_positions == sum(t for *_, t in calls)
+    assert counted.head_positions >= needed.head_positions == sum(t for _, _, t, _ in calls)
     assert counted.body_tokens > needed.body_tokens  # padding to widths and batch buckets
 
 

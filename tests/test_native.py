@@ -230,5 +230,58 @@ def test_generation_tells_the_engine_its_prompt_passes_ahead(native_lm, monkeypa
     requests = [GenerationRequest(p, ("\n",), max_new_tokens=5) for p in PROMPTS]  # one stream
     native_lm.generate(requests)
     width = 64  # every prompt here fits the first 64-token generation width
-    assert planned == [{(4, width): 1, (REFILL_AT, width): -(-(len(PROMPTS) - 4) // REFILL_AT)}]
+    assert planned == [{(4, width, None): 1, (REFILL_AT, width, None): -(-(len(PROMPTS) - 4) // REFILL_AT)}]
     assert passes[0] == 4 and sum(passes) == len(PROMPTS) and max(passes[1:]) <= 4
+
+
+def test_packed_weight_products_give_the_padded_numbers(native_lm, monkeypatch):
+    """Issue 15 part 2 on GPT-2: products on the real tokens only, attention padded: bit-identical."""
+    from harness.models import native_backend
+
+    requests = _questions()
+    seen: list[int] = []
+    real = native_lm.backend.model.forward
+
+    def recording(*args, **kwargs):
+        if kwargs.get("pack") is not None:
+            seen.append(len(kwargs["pack"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(native_lm.backend.model, "forward", recording)
+    monkeypatch.setattr(native_backend, "PACK_STEP", 4)
+    monkeypatch.setattr(native_backend, "PACK_COMPILE_S", 0.0)  # every row count pays: pack at once
+    packed = _loglikelihoods(native_lm, requests, 8, True, True)
+    assert seen and all(n % 4 == 0 for n in seen)
+    monkeypatch.setattr(native_backend, "PACK_STEP", 10**6)
+    count = len(seen)
+    padded = _loglikelihoods(native_lm, requests, 8, False, True)
+    assert len(seen) == count and packed == padded  # nothing packed the second time; exact equality
+
+
+def _plan_cost(rows: dict, passes: dict, compile_rows: float, compiled: set) -> float:
+    return sum(rows[t] * n for t, n in passes.items()) + compile_rows * len(set(rows.values()) - compiled)
+
+
+def test_packing_plan_is_the_cheapest_choice_of_row_counts():
+    """`packing_plan` against brute force over every set of row counts (rows run + compile cost)."""
+    import itertools
+    import random
+
+    from harness.models.native_backend import PACK_STEP, packing_plan
+
+    rng = random.Random(0)
+    for _ in range(200):
+        whole = PACK_STEP * rng.randint(2, 9)
+        passes = {rng.randint(1, whole): rng.randint(1, 4) for _ in range(rng.randint(1, 6))}
+        compile_rows = rng.choice([0, 10, 100, 1000])
+        compiled = {PACK_STEP * rng.randint(1, whole // PACK_STEP)}
+        plan = packing_plan(passes, whole, compile_rows, compiled)
+        assert all(t <= plan[t] <= whole and plan[t] % PACK_STEP == 0 for t in passes)
+        levels = range(PACK_STEP, whole + 1, PACK_STEP)
+        best = min(_plan_cost({t: min(c for c in chosen if c >= t) for t in passes}, passes, compile_rows,
+                              compiled)
+                   for k in range(1, len(levels) + 1) for chosen in itertools.combinations(levels, k)
+                   if max(chosen) >= max(passes))
+        assert _plan_cost(plan, passes, compile_rows, compiled) == best
+    dear = packing_plan({10 * PACK_STEP: 5, 9 * PACK_STEP: 1}, 16 * PACK_STEP, 10**9)
+    assert set(dear.values()) == {10 * PACK_STEP}  # one row count only when compiles are dear

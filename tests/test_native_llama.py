@@ -241,3 +241,29 @@ def test_bfloat16_checkpoint_loads_exactly_widened(checkpoints, family_lms, tmp_
     ours, reference = lm.backend.logits(ids), np.load(out)
     assert np.abs(reference - ours).max() < 1e-4
     assert not np.array_equal(ours, family_lms["llama"].backend.logits(ids))  # really other (rounded) weights
+
+
+@pytest.mark.parametrize("name", ("llama", "qwen2"))
+def test_packed_weight_products_give_the_padded_numbers(family_lms, name, monkeypatch):
+    """Issue 15 part 2: products on the real tokens only (packed), attention padded: bit-identical."""
+    from harness.models import native_backend
+
+    lm = family_lms[name]
+    packed: list[int] = []
+    real = lm.backend.model.forward
+
+    def recording(*args, **kwargs):
+        if kwargs.get("pack") is not None:
+            packed.append(len(kwargs["pack"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lm.backend.model, "forward", recording)
+    monkeypatch.setattr(native_backend, "PACK_COMPILE_S", 0.0)  # every row count pays: pack at once
+    results = {}
+    for step in (4, 10**6):  # rows rounded up to 4 (repeats fill them), or never packed
+        monkeypatch.setattr(native_backend, "PACK_STEP", step)
+        for share in (True, False):
+            monkeypatch.setattr(lm, "share_prefixes", share)
+            results[(step, share)] = [(r.logprob, r.is_greedy) for r in lm.loglikelihood(_questions())]
+    assert packed and any(n % 4 == 0 and n > 4 for n in packed)
+    assert results[(4, True)] == results[(4, False)] == results[(10**6, False)]  # exact equality

@@ -38,9 +38,10 @@ class Backend(ABC):
         question); a backend with `shares_prefixes` may run each distinct context once."""
         return self.score(rows, n_targets, width)
 
-    def expect(self, plan: Mapping[tuple[int, int], int]) -> None:  # noqa: B027 - optional hook
-        """What comes next: how many forward passes of (rows, width) the coming calls will make
-        (multiple choice: rows = distinct contexts). Engines that compile per shape may use it."""
+    def expect(self, plan: Mapping[tuple[int, int, int | None], int]) -> None:  # noqa: B027 - optional hook
+        """What comes next: how many forward passes of (rows, width, real tokens or None where not
+        known) the coming calls will make (multiple choice: rows = distinct contexts, tokens = theirs).
+        Engines that compile per shape may use it."""
 
     def expect_decoding(self, steps: int) -> None:  # noqa: B027 - optional hook
         """About how many decoding steps (at most) follow the next `prefill`, its refills included.

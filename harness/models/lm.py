@@ -76,6 +76,15 @@ def _batches(order: Sequence[int], widths: Sequence[Any],
         yield batch
 
 
+def _pass_tokens(rows: Sequence[Sequence[int]], n_targets: Sequence[int], batch: Sequence[int],
+                 shared: bool) -> int:
+    """The real tokens a scoring pass feeds: each row but its last token, or (`shared`) each distinct
+    context once."""
+    if shared:
+        return sum(len(c) for c in {tuple(rows[i][: len(rows[i]) - n_targets[i]]) for i in batch})
+    return sum(len(rows[i]) - 1 for i in batch)
+
+
 def pair_truncated(n_context: int, n_continuation: int, max_length: int) -> bool:
     """The truncation rule for scoring: a (context, continuation) pair loses the left end of its
     context when it needs more than `max_length` + 1 tokens (the last token predicts nothing)."""
@@ -200,8 +209,9 @@ class LanguageModel:
             if progress:
                 progress(sum(multiplicity[i] for i in batch))
 
-        plan = self._score_batches(rows, n_targets, widths)  # forward passes per (rows, width) ahead
-        self.backend.expect(Counter((n, widths[batch[0]]) for batch, _, n in plan))
+        plan = self._score_batches(rows, n_targets, widths)  # forward passes per (rows, width, tokens)
+        self.backend.expect(Counter((n, widths[batch[0]], _pass_tokens(rows, n_targets, batch, shared))
+                                    for batch, shared, n in plan))
         for batch, shared, n in self._score_batches(rows, n_targets, widths):
             self.rows_in_flight = n  # out-of-memory is handled by harness.cache.CacheLayer
             run(batch, shared)
@@ -315,13 +325,13 @@ class LanguageModel:
         """The prompt passes generation will make, per (rows, width): with continuous batching one
         full batch per stream, then refills of about REFILL_AT rows as rows finish; else batches."""
         if not self.backend.refills:
-            return Counter((len(b), widths[b[0]]) for b in _batches(order, groups, self.batch_size))
+            return Counter((len(b), widths[b[0]], None) for b in _batches(order, groups, self.batch_size))
         plan: Counter = Counter()
         for stream in _batches(order, groups, lambda: 1 << 62):
             first = min(len(stream), self.batch_size)
-            plan[(first, widths[stream[0]])] += 1
+            plan[(first, widths[stream[0]], None)] += 1
             if len(stream) > first:
-                plan[(REFILL_AT, widths[stream[0]])] += -(-(len(stream) - first) // REFILL_AT)
+                plan[(REFILL_AT, widths[stream[0]], None)] += -(-(len(stream) - first) // REFILL_AT)
         return plan
 
     def _generation_prompt(self, request: GenerationRequest) -> list[int]:

@@ -8,7 +8,7 @@ here (`bucket`). Padding rows never change a real row's numbers (see `native_gpt
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,46 @@ from harness.models.native_engine import FRESH, SHARED_CONTEXT, Network
 
 HEAD_CHUNK = 512  # rows per output-layer call: bounds the [rows, vocab] logits in memory
 SHARED_CHUNK = 16  # multi-token continuations per call of `score_shared`: bounds KV-cache copies
+# Scoring passes may run their weight products on the batch's real tokens only ("packed"), rounded up
+# to a multiple of PACK_STEP rows. Each packed row count is one more compiled graph shape, which costs
+# about PACK_COMPILE_S (SmolLM2, 2026-12-06: 0.75-1.1 s over a steady call) while a row costs about
+# 2 x parameters / ASSUMED_RATE seconds; `packing_plan` picks the row counts that minimise the sum.
+PACK_STEP = 16
+PACK_COMPILE_S = 0.9
+ASSUMED_RATE = 150e9  # FLOP/s of this engine's products on a 2-core CPU (bench: 140-210)
+
+
+def packing_plan(passes: Mapping[int, int], whole: int, compile_rows: float,
+                 compiled: Iterable[int] = ()) -> dict[int, int]:
+    """Rows to run each pass on, per real-token count, for the `passes` (tokens -> how many) of one
+    [batch, width] shape: multiples of PACK_STEP below `whole` (= batch x width, unpacked) or `whole`.
+
+    Minimises rows run + `compile_rows` per row count used (free for those `compiled` already): an
+    exact dynamic programme over the sorted levels each pass needs and those compiled, where a level
+    serves every pass that needs no more (any other row count could be lowered to one of those)."""
+    def level(tokens: int) -> int:
+        return min(whole, max(PACK_STEP, -(-tokens // PACK_STEP) * PACK_STEP))
+
+    free = {rows for rows in compiled if rows <= whole}
+    need: dict[int, int] = dict.fromkeys(free, 0)  # a compiled row count may serve passes below it
+    for tokens, n in passes.items():
+        need[level(tokens)] = need.get(level(tokens), 0) + n
+    levels = sorted(need)
+    best, choice = [0.0] + [float("inf")] * len(levels), [0] * (len(levels) + 1)
+    for j in range(1, len(levels) + 1):
+        top, count = levels[j - 1], 0
+        for i in range(j - 1, -1, -1):  # levels i+1..j served by level j
+            count += need[levels[i]]
+            cost = best[i] + (0.0 if top in free else compile_rows) + top * count
+            if cost < best[j]:
+                best[j], choice[j] = cost, i
+    rows: dict[int, int] = {}
+    j = len(levels)
+    while j:
+        for served in levels[choice[j] : j]:
+            rows[served] = levels[j - 1]
+        j = choice[j]
+    return {tokens: rows[level(tokens)] for tokens in passes}
 
 
 def power_of_two(n: int, least: int) -> int:
@@ -55,6 +95,8 @@ class NativeBackend(Backend):
         self.dtype = dtype
         self.reduced_head = reduced_head
         self._decode_steps: int | None = None  # the hint of `expect_decoding` for the next prefill
+        self._pack_plan: dict[tuple[int, int], dict[int, int]] = {}  # (batch, width): tokens -> rows
+        self._compiled_rows: set[tuple[int, int, int]] = set()  # (batch, width, rows) run so far
 
     @classmethod
     def from_folder(cls, folder: str | Path, pad_id: int, dtype: str = "float32") -> NativeBackend:
@@ -101,14 +143,45 @@ class NativeBackend(Backend):
             offset += n
         return out
 
+    def packed_size(self, batch: int, width: int, tokens: int | None) -> int | None:
+        """Token rows a pass of `tokens` real tokens in `batch` x `width` runs its products on, or None:
+        unpacked (the batch plan, `expect`, chose so or did not announce the pass; or every position is
+        wanted by the output layer)."""
+        if tokens is None or not self.reduced_head:
+            return None
+        rows = self._pack_plan.get((batch, width), {}).get(tokens)
+        return rows if rows is not None and rows < batch * width else None
+
+    def _packing(self, lengths: Sequence[int], batch: int, width: int
+                 ) -> tuple[np.ndarray | None, np.ndarray]:
+        """(`pack` for `Network.forward` or None, where[flat index] = the row of hidden holding it)."""
+        size = self.packed_size(batch, width, sum(lengths))
+        self._compiled_rows.add((batch, width, size or batch * width))
+        if size is None:
+            return None, np.arange(batch * width)
+        real = np.concatenate([i * width + np.arange(n) for i, n in enumerate(lengths)])
+        pack = np.concatenate([real, np.full(size - len(real), real[0])])
+        where = np.zeros(batch * width, dtype=np.int64)
+        where[real] = np.arange(len(real))
+        return pack, where
+
     def expect(self, plan) -> None:
         """Shapes that will recur often enough get layer-group graphs from their first call."""
-        calls: dict[tuple[int, int], int] = {}
-        for (rows, width), n in plan.items():
-            shape = (bucket(rows), width)
-            calls[shape] = calls.get(shape, 0) + n
-        for shape, n in calls.items():
-            self.model.expect(shape, n)
+        passes: dict[tuple[int, int], dict[int | None, int]] = {}
+        for (rows, width, tokens), n in plan.items():
+            shape = passes.setdefault((bucket(rows), width), {})
+            shape[tokens] = shape.get(tokens, 0) + n
+        compile_rows = PACK_COMPILE_S * ASSUMED_RATE / (2.0 * self.model.num_parameters())
+        calls: dict[tuple[int, int, int | None], int] = {}
+        for (batch, width), counts in passes.items():
+            known = {t: n for t, n in counts.items() if t is not None}
+            done = [r for b, w, r in self._compiled_rows if (b, w) == (batch, width)]
+            self._pack_plan[(batch, width)] = packing_plan(known, batch * width, compile_rows, done)
+            for tokens, n in counts.items():
+                shape = (batch, width, self.packed_size(batch, width, tokens))
+                calls[shape] = calls.get(shape, 0) + n
+        for (batch, width, packed), n in calls.items():
+            self.model.expect((batch, width), n, packed)
 
     # ---------------------------------------------------------------- scoring
     def score(self, rows: Sequence[Sequence[int]], n_targets: Sequence[int], width: int):
@@ -118,13 +191,14 @@ class NativeBackend(Backend):
         for i, row in enumerate(rows):
             ids[i, : len(row) - 1] = row[:-1]  # right padding: causal attention never sees it
         pos = np.broadcast_to(np.arange(width), (batch, width))
-        hidden, _ = self.model.forward(ids, pos, self._causal(batch, width), FRESH)
+        pack, where = self._packing([len(row) - 1 for row in rows], batch, width)
+        hidden, _ = self.model.forward(ids, pos, self._causal(batch, width), FRESH, pack=pack)
         flat, targets = [], []
         for i, (row, n) in enumerate(zip(rows, n_targets, strict=True)):
             start = len(row) - 1 - n
             flat += range(i * width + start, i * width + len(row) - 1)
             targets += row[-n:] if n else []
-        flat_a, targets_a = np.asarray(flat, dtype=np.int64), np.asarray(targets, dtype=np.int64)
+        flat_a, targets_a = where[np.asarray(flat, dtype=np.int64)], np.asarray(targets, dtype=np.int64)
         if self.reduced_head:
             lp, gr = self._scored(hidden, flat_a, targets_a)
         else:  # every position through the output layer, then pick (parity checks only)
@@ -157,8 +231,9 @@ class NativeBackend(Backend):
         for context, g in contexts.items():
             ids[g, : len(context)] = context
         pos = np.broadcast_to(np.arange(width), (n_ctx, width))
-        hidden, cache = self.model.forward(ids, pos, self._causal(n_ctx, width), FRESH)
-        first = np.asarray([g * width + s - 1 for g, s in zip(owner, starts, strict=True)])
+        pack, where = self._packing([len(context) for context in contexts], n_ctx, width)
+        hidden, cache = self.model.forward(ids, pos, self._causal(n_ctx, width), FRESH, pack=pack)
+        first = where[np.asarray([g * width + s - 1 for g, s in zip(owner, starts, strict=True)])]
         first_targets = np.asarray([row[s] for row, s in zip(rows, starts, strict=True)])
         lp_first, gr_first = self._scored(hidden, first, first_targets)
         longer = [r for r, n in enumerate(n_targets) if n > 1]

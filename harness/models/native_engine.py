@@ -90,6 +90,29 @@ def take(x: Tensor, axis: int, start: int, stop: int) -> Tensor:
     return _slice(x, begin, shape[:axis] + (stop,) + shape[axis + 1 :], (1,) * n)
 
 
+def flat_rows(x: Tensor) -> Tensor:
+    """x [B,T,D] -> [B*T, D]; packed rows [P, D] as they are."""
+    return x if len(x.shape) == 2 else reshape(x, (x.shape[0] * x.shape[1], x.shape[2]))
+
+
+def batch_shape(ctx) -> tuple[int, int]:
+    """(B, T) of the padded batch a call attends in: `allowed` is [B,1,T,S]."""
+    return ctx[0].shape[0], ctx[0].shape[2]
+
+
+# Packed calls (`Network.forward(pack=...)`): the weight products run on the P real token rows only;
+# attention runs on the padded [B, T] layout, reached by gathering rows (exact copies), so every
+# number a real token gets is the same as unpacked (2-D MatMul rows do not depend on their neighbours).
+def to_padded(rows: Tensor, ctx) -> Tensor:
+    """Packed rows [P, n] -> [B*T, n] (padding positions get a copy of some real row); unpacked as is."""
+    return rows if ctx[3] is None else _gather(rows, ctx[3], 0)
+
+
+def to_packed(rows: Tensor, ctx) -> Tensor:
+    """Rows [B*T, n] -> the packed rows [P, n]; unpacked as is."""
+    return rows if ctx[4] is None else _gather(rows, ctx[4], 0)
+
+
 def merge_heads(att: Tensor) -> Tensor:
     """[B, H, T, hd] -> [B*T, H*hd]."""
     B, H, T, hd = att.shape
@@ -99,11 +122,12 @@ def merge_heads(att: Tensor) -> Tensor:
 # ------------------------------------------------------------------------------------ attention
 # q [B,H,T,hd] (pre-scaled by 1/sqrt(hd)); k [B,K,hd,T] (transposed) and v [B,K,T,hd], K key/value
 # heads (H a multiple of K: query head h reads key/value head h // (H/K), as transformers' repeat_kv).
-# `ctx` = (allowed [B,1,T,S], slot_of_token [B,1,T,S] one-hot or None, context_row [B] or None);
+# `ctx` = (allowed [B,1,T,S], slot_of_token [B,1,T,S] one-hot or None, context_row [B] or None,
+#          unpack [B*T] and pack [P] int32 row indices, or None where the call is not packed);
 # `kv` = one layer's (cache_k, cache_v, new_k, new_v), entries None where the mode has none.
 def attend(q, k, v, mode: int, ctx, kv):
     """Attention output [B,H,T,hd] and the keys/values a later call may continue from."""
-    allowed, slot_of_token, context_row = ctx
+    allowed, slot_of_token, context_row = ctx[0], ctx[1], ctx[2]
     cache_k, cache_v, new_k, new_v = kv
     if mode == DECODE:
         return _attend_decode(q, k, v, allowed, cache_k, cache_v, new_k, new_v)
@@ -201,21 +225,22 @@ class Graphs:
         # numbers either way): `blocks` is a tuple of per-block records, its length a graph constant.
         # (Tensors inside a plain tuple argument would be graph constants: `ctx` is built inside.)
         @ms.jit
-        def layers_graph(x, positions, allowed, slot_of_token, context_row, cache, blocks, mode, arch):
-            ctx = (allowed, slot_of_token, context_row)
+        def layers_graph(x, positions, allowed, slot_of_token, context_row, unpack, pack, cache, blocks, mode,
+                         arch):
+            ctx = (allowed, slot_of_token, context_row, unpack, pack)
             return layers(x, positions, ctx, cache, None, blocks, mode, arch)
 
         @ms.jit
         def decode_graph(x, positions, allowed, cache, new, blocks, norm, w_out, arch):
             """One decoding step for one token per row: next-token logits [B, V] and the new keys/values."""
-            x, out = layers(x, positions, (allowed, None, None), cache, new, blocks, DECODE, arch)
+            x, out = layers(x, positions, (allowed, None, None, None, None), cache, new, blocks, DECODE, arch)
             B, T, D = x.shape
             return head(reshape(x, (B * T, D)), norm, w_out, arch), out
 
         @ms.jit
         def decode_layers_graph(x, positions, allowed, cache, new, blocks, arch):
             """One decoding step through one layer group: hidden states and the group's new keys/values."""
-            return layers(x, positions, (allowed, None, None), cache, new, blocks, DECODE, arch)
+            return layers(x, positions, (allowed, None, None, None, None), cache, new, blocks, DECODE, arch)
 
         @ms.jit
         def logits_graph(rows, norm, w_out, arch):
@@ -271,38 +296,50 @@ class Network:
 
     def forward(self, ids: np.ndarray, pos: np.ndarray, allowed: np.ndarray, mode: int = FRESH,
                 cache: tuple | None = None, slot_of_token: np.ndarray | None = None,
-                context_row: np.ndarray | None = None, grouped: bool | None = None):
+                context_row: np.ndarray | None = None, grouped: bool | None = None,
+                pack: np.ndarray | None = None):
         """Hidden states before the final norm [B,T,D] and the keys and values of every layer
         ((k0, v0, k1, v1, ...), an opaque cache for later calls).
+
+        `pack` (FRESH mode): flat indices into [B*T] of the P >= 2 token positions to run through the
+        weight products (every real token; repeats may fill P up). The hidden states are then those
+        rows only, [P, D], in `pack`'s order; keys and values keep the padded layout.
 
         SHARED_CONTEXT mode: row b continues row `context_row[b]` of `cache`, its token t written to the
         slot s where `slot_of_token[b, t, s]` is 1. An input shape runs on one-layer graphs until layer
         groups have paid for themselves (see GROUP_COMPILE_S; `grouped` forces either way); both give
         bit-identical numbers."""
         x, positions = self.embed(ids, pos)
+        unpack = packed = None
+        if pack is not None:
+            inverse = np.zeros(ids.size, dtype=np.int32)
+            inverse[pack] = np.arange(len(pack), dtype=np.int32)
+            packed, unpack = Tensor(np.asarray(pack, dtype=np.int32)), Tensor(inverse)
+            x = ops.gather(ops.reshape(x, (ids.size, x.shape[-1])), packed, 0)
         slots = None if slot_of_token is None else Tensor(np.ascontiguousarray(slot_of_token[:, None]),
                                                           self.dtype)
         rows = None if context_row is None else Tensor(np.asarray(context_row, dtype=np.int32))
         mask = self._mask(allowed)
         if grouped is None:
             key = (tuple(ids.shape), mode, None if cache is None else cache[0].shape,
-                   None if context_row is None else len(context_row))
+                   None if context_row is None else len(context_row), None if pack is None else len(pack))
             saved = self._saved.get(key, 0.0)
             grouped = saved >= GROUP_COMPILE_S and self.group > 1
-            self._saved[key] = saved + self._saving(ids.size)
+            self._saved[key] = saved + self._saving(ids.size if pack is None else len(pack))
         groups, size = (self._grouped, self.group) if grouped else (self._single, 1)
         out: tuple = ()
         for i, blocks in enumerate(groups):
             layer_cache = None if cache is None else mutable(cache[2 * i * size : 2 * (i + 1) * size])
-            x, kv = self.graphs.layers(x, positions, mask, slots, rows, layer_cache, blocks, mode, self.arch)
+            x, kv = self.graphs.layers(x, positions, mask, slots, rows, unpack, packed, layer_cache, blocks,
+                                       mode, self.arch)
             out += tuple(kv)
         return x, out
 
-    def expect(self, shape: tuple[int, int], calls: int) -> None:
-        """`calls` plain forward passes of ids of `shape` are coming: when layer groups will pay for
-        themselves over them, use them from the first call."""
-        key = (tuple(shape), FRESH, None, None)
-        if calls * self._saving(shape[0] * shape[1]) >= GROUP_COMPILE_S:
+    def expect(self, shape: tuple[int, int], calls: int, packed: int | None = None) -> None:
+        """`calls` plain forward passes of ids of `shape` (`packed` to that many token rows, or not)
+        are coming: when layer groups will pay for themselves over them, use them from the first call."""
+        key = (tuple(shape), FRESH, None, None, packed)
+        if calls * self._saving(packed or shape[0] * shape[1]) >= GROUP_COMPILE_S:
             self._saved[key] = max(self._saved.get(key, 0.0), GROUP_COMPILE_S)
 
     def _saving(self, tokens: int) -> float:

@@ -25,11 +25,15 @@ from harness.models.native_engine import (  # noqa: F401 - FRESH/SHARED_CONTEXT/
     Network,
     as_tensor,
     attend,
+    batch_shape,
+    flat_rows,
     linear,
     merge_heads,
     read_config,
     read_weights,
     reshape,
+    to_packed,
+    to_padded,
     transpose,
 )
 
@@ -76,27 +80,29 @@ class Block(NamedTuple):
 
 
 def block(x, positions, ctx, kv, mode: int, arch, weights):
-    """One transformer block; x [B,T,D]. GPT-2's positions are in x already (`positions` is None)."""
+    """One transformer block; x [B,T,D] or packed rows [P,D]. GPT-2's positions are in x already
+    (`positions` is None)."""
     ln_1, attn, ln_2, mlp = weights
-    B, T, D = x.shape
-    h = reshape(x, (B * T, D))
-    a, keys, values = attention(layer_norm(h, ln_1, arch), B, T, ctx, kv, mode, arch, attn)
+    h = flat_rows(x)
+    a, keys, values = attention(layer_norm(h, ln_1, arch), ctx, kv, mode, arch, attn)
     h = h + a
     h = h + feed_forward(layer_norm(h, ln_2, arch), mlp)
-    return reshape(h, (B, T, D)), keys, values
+    return reshape(h, x.shape), keys, values
 
 
-def attention(h, B: int, T: int, ctx, kv, mode: int, arch, weights):
-    """Causal self-attention of rows h [B*T, D]: the output [B*T, D] and the keys/values to cache."""
+def attention(h, ctx, kv, mode: int, arch, weights):
+    """Causal self-attention of rows h ([B*T, D] or packed): the output rows like h and the keys/values
+    to cache."""
     n_head, _ = arch
     w_qkv, b_qkv, w_o, b_o = weights
-    q, k, v = _thirds(linear(h, w_qkv, b_qkv))
+    B, T = batch_shape(ctx)
+    q, k, v = _thirds(to_padded(linear(h, w_qkv, b_qkv), ctx))
     hd = q.shape[1] // n_head
     q = transpose(reshape(q, (B, T, n_head, hd)), (0, 2, 1, 3))  # [B,H,T,hd], pre-scaled by 1/sqrt(hd)
     k = transpose(reshape(k, (B, T, n_head, hd)), (0, 2, 3, 1))  # [B,H,hd,T]
     v = transpose(reshape(v, (B, T, n_head, hd)), (0, 2, 1, 3))  # [B,H,T,hd]
     att, keys, values = attend(q, k, v, mode, ctx, kv)
-    return linear(merge_heads(att), w_o, b_o), keys, values
+    return linear(to_packed(merge_heads(att), ctx), w_o, b_o), keys, values
 
 
 def feed_forward(h, weights):

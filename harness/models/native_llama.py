@@ -25,14 +25,18 @@ from harness.models.native_engine import (
     Network,
     as_tensor,
     attend,
+    batch_shape,
     cast,
     concat3,
+    flat_rows,
     linear,
     merge_heads,
     read_config,
     read_weights,
     reshape,
     take,
+    to_packed,
+    to_padded,
     transpose,
 )
 
@@ -127,21 +131,23 @@ class Block(NamedTuple):
 
 
 def block(x, rope, ctx, kv, mode: int, arch, weights):
-    """One transformer block; x [B,T,D], rope [2,B,1,T,hd] (cos, signed sin at each token's position)."""
+    """One transformer block; x [B,T,D] or packed rows [P,D], rope [2,B,1,T,hd] (cos, signed sin at each
+    token's position)."""
     attn_norm, attn, mlp_norm, mlp = weights
-    B, T, D = x.shape
-    h = reshape(x, (B * T, D))
-    a, keys, values = attention(rms_norm(h, attn_norm, arch), rope, B, T, ctx, kv, mode, arch, attn)
+    h = flat_rows(x)
+    a, keys, values = attention(rms_norm(h, attn_norm, arch), rope, ctx, kv, mode, arch, attn)
     h = h + a
     h = h + swiglu(rms_norm(h, mlp_norm, arch), mlp, arch[4][2:])
-    return reshape(h, (B, T, D)), keys, values
+    return reshape(h, x.shape), keys, values
 
 
-def attention(h, rope, B: int, T: int, ctx, kv, mode: int, arch, weights):
-    """Grouped-query causal self-attention of rows h [B*T, D]: output [B*T, D], keys/values to cache."""
+def attention(h, rope, ctx, kv, mode: int, arch, weights):
+    """Grouped-query causal self-attention of rows h ([B*T, D] or packed): output rows like h,
+    keys/values to cache."""
     n_head, n_kv, hd, _, biased = arch
     w_qkv, b_qkv, w_o, b_o = weights
-    qkv = linear(h, w_qkv, b_qkv, biased[0])
+    B, T = batch_shape(ctx)
+    qkv = to_padded(linear(h, w_qkv, b_qkv, biased[0]), ctx)
     qk_width = (n_head + n_kv) * hd
     qk, v = take(qkv, 1, 0, qk_width), take(qkv, 1, qk_width, qk_width + n_kv * hd)
     # q and k heads rotated together: one rotation's kernels a layer instead of two (per element the same)
@@ -150,7 +156,7 @@ def attention(h, rope, B: int, T: int, ctx, kv, mode: int, arch, weights):
     k = transpose(take(qk, 1, n_head, n_head + n_kv), (0, 1, 3, 2))  # [B,K,hd,T]
     v = transpose(reshape(v, (B, T, n_kv, hd)), (0, 2, 1, 3))  # [B,K,T,hd]
     att, keys, values = attend(q, k, v, mode, ctx, kv)
-    return linear(merge_heads(att), w_o, b_o, biased[1]), keys, values
+    return linear(to_packed(merge_heads(att), ctx), w_o, b_o, biased[1]), keys, values
 
 
 def rotate(x, rope):
