@@ -237,19 +237,10 @@ def test_generation_tells_the_engine_its_prompt_passes_ahead(native_lm, monkeypa
 def test_packed_weight_products_give_the_padded_numbers(native_lm, monkeypatch):
     """Issue 15 part 2 on GPT-2: products on the real tokens only, attention padded: bit-identical."""
     from harness.models import native_backend
+    from tests.packing import record_packs
 
     requests = _questions()
-    seen: list[int] = []
-    real = native_lm.backend.model.forward
-
-    def recording(*args, **kwargs):
-        if kwargs.get("pack") is not None:
-            seen.append(len(kwargs["pack"]))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(native_lm.backend.model, "forward", recording)
-    monkeypatch.setattr(native_backend, "PACK_STEP", 4)
-    monkeypatch.setattr(native_backend, "PACK_COMPILE_S", 0.0)  # every row count pays: pack at once
+    seen = record_packs(native_lm.backend.model, monkeypatch, 4)
     packed = _loglikelihoods(native_lm, requests, 8, True, True)
     assert seen and all(n % 4 == 0 for n in seen)
     monkeypatch.setattr(native_backend, "PACK_STEP", 10**6)

@@ -247,18 +247,10 @@ def test_bfloat16_checkpoint_loads_exactly_widened(checkpoints, family_lms, tmp_
 def test_packed_weight_products_give_the_padded_numbers(family_lms, name, monkeypatch):
     """Issue 15 part 2: products on the real tokens only (packed), attention padded: bit-identical."""
     from harness.models import native_backend
+    from tests.packing import record_packs
 
     lm = family_lms[name]
-    packed: list[int] = []
-    real = lm.backend.model.forward
-
-    def recording(*args, **kwargs):
-        if kwargs.get("pack") is not None:
-            packed.append(len(kwargs["pack"]))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(lm.backend.model, "forward", recording)
-    monkeypatch.setattr(native_backend, "PACK_COMPILE_S", 0.0)  # every row count pays: pack at once
+    packed = record_packs(lm.backend.model, monkeypatch, 4)
     results = {}
     for step in (4, 10**6):  # rows rounded up to 4 (repeats fill them), or never packed
         monkeypatch.setattr(native_backend, "PACK_STEP", step)
