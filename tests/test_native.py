@@ -249,6 +249,35 @@ def test_packed_weight_products_give_the_padded_numbers(native_lm, monkeypatch):
     assert len(seen) == count and packed == padded  # nothing packed the second time; exact equality
 
 
+def test_packed_prompt_passes_give_the_padded_numbers(native_lm, monkeypatch):
+    """Generation's prompt passes run their products on the real tokens only: same logits, same texts."""
+    from tests.packing import check_packed_prompt_passes
+
+    check_packed_prompt_passes(native_lm, monkeypatch, PROMPTS)
+
+
+def test_unplanned_passes_pack_once_the_rows_saved_would_have_paid_a_compile(native_lm, monkeypatch):
+    """Rent-or-buy: a pass no plan announced runs on row counts compiled already until the rows a
+    new count would have saved reach one compile's cost; then on the count that saved the most."""
+    from harness.models import native_backend
+
+    backend = native_lm.backend
+    monkeypatch.setattr(backend, "_compiled_rows", set())
+    monkeypatch.setattr(backend, "_regret", {})
+    monkeypatch.setattr(native_backend, "PACK_STEP", 16)
+    params = backend.model.num_parameters()
+    monkeypatch.setattr(native_backend, "PACK_COMPILE_S", 150 * 2.0 * params / native_backend.ASSUMED_RATE)
+
+    def rows(lengths: list[int]) -> int:  # 2 prompts left-padded to 80: 160 rows unpacked
+        pack, _ = backend._packing(lengths, 2, 80, [80 - n for n in lengths], unplanned=True)
+        return 160 if pack is None else len(pack)
+
+    assert rows([20, 20]) == 160  # 48 rows would save 112 < 150: not yet
+    assert rows([30, 30]) == 64  # 64 rows: 96 + 96 saved >= 150 (80 rows: 80 + 80, less)
+    assert rows([20, 20]) == 64  # compiled now; 48 would save 16 a pass: not worth a compile
+    assert rows([50, 50]) == 160  # 64 rows cannot hold it; 112 would save 48 < 150
+
+
 def _plan_cost(rows: dict, passes: dict, compile_rows: float, compiled: set) -> float:
     return sum(rows[t] * n for t, n in passes.items()) + compile_rows * len(set(rows.values()) - compiled)
 

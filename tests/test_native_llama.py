@@ -244,6 +244,13 @@ def test_bfloat16_checkpoint_loads_exactly_widened(checkpoints, family_lms, tmp_
 
 
 @pytest.mark.parametrize("name", ("llama", "qwen2"))
+def test_packed_prompt_passes_give_the_padded_numbers(family_lms, name, monkeypatch):
+    from tests.packing import check_packed_prompt_passes
+
+    check_packed_prompt_passes(family_lms[name], monkeypatch, [text[:24] for text in CONTINUOUS_PROMPTS])
+
+
+@pytest.mark.parametrize("name", ("llama", "qwen2"))
 def test_packed_weight_products_give_the_padded_numbers(family_lms, name, monkeypatch):
     """Issue 15 part 2: products on the real tokens only (packed), attention padded: bit-identical."""
     from harness.models import native_backend

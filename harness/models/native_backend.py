@@ -37,7 +37,7 @@ def packing_plan(passes: Mapping[int, int], whole: int, compile_rows: float,
     exact dynamic programme over the sorted levels each pass needs and those compiled, where a level
     serves every pass that needs no more (any other row count could be lowered to one of those)."""
     def level(tokens: int) -> int:
-        return min(whole, max(PACK_STEP, -(-tokens // PACK_STEP) * PACK_STEP))
+        return pack_level(tokens, whole)
 
     free = {rows for rows in compiled if rows <= whole}
     need: dict[int, int] = dict.fromkeys(free, 0)  # a compiled row count may serve passes below it
@@ -59,6 +59,11 @@ def packing_plan(passes: Mapping[int, int], whole: int, compile_rows: float,
             rows[served] = levels[j - 1]
         j = choice[j]
     return {tokens: rows[level(tokens)] for tokens in passes}
+
+
+def pack_level(tokens: int, whole: int) -> int:
+    """The fewest rows, a multiple of PACK_STEP (or `whole`), that hold `tokens` real tokens."""
+    return min(whole, max(PACK_STEP, -(-tokens // PACK_STEP) * PACK_STEP))
 
 
 def power_of_two(n: int, least: int) -> int:
@@ -97,6 +102,7 @@ class NativeBackend(Backend):
         self._decode_steps: int | None = None  # the hint of `expect_decoding` for the next prefill
         self._pack_plan: dict[tuple[int, int], dict[int, int]] = {}  # (batch, width): tokens -> rows
         self._compiled_rows: set[tuple[int, int, int]] = set()  # (batch, width, rows) run so far
+        self._regret: dict[tuple[int, int], dict[int, int]] = {}  # (batch, width): rows -> rows it would save
 
     @classmethod
     def from_folder(cls, folder: str | Path, pad_id: int, dtype: str = "float32") -> NativeBackend:
@@ -143,23 +149,50 @@ class NativeBackend(Backend):
             offset += n
         return out
 
-    def packed_size(self, batch: int, width: int, tokens: int | None) -> int | None:
+    def packed_size(self, batch: int, width: int, tokens: int | None, unplanned: bool = False) -> int | None:
         """Token rows a pass of `tokens` real tokens in `batch` x `width` runs its products on, or None:
         unpacked (the batch plan, `expect`, chose so or did not announce the pass; or every position is
-        wanted by the output layer)."""
+        wanted by the output layer). `unplanned` passes (generation's prompt passes, whose grouping
+        depends on when rows finish) that the plan does not know are decided by `_rent_or_buy`."""
         if tokens is None or not self.reduced_head:
             return None
         rows = self._pack_plan.get((batch, width), {}).get(tokens)
+        if rows is None and unplanned:
+            rows = self._rent_or_buy(batch, width, tokens)
         return rows if rows is not None and rows < batch * width else None
 
-    def _packing(self, lengths: Sequence[int], batch: int, width: int
-                 ) -> tuple[np.ndarray | None, np.ndarray]:
-        """(`pack` for `Network.forward` or None, where[flat index] = the row of hidden holding it)."""
-        size = self.packed_size(batch, width, sum(lengths))
+    def _rent_or_buy(self, batch: int, width: int, tokens: int) -> int:
+        """Rows for a pass no plan announced: the fewest already compiled that hold it (or unpacked),
+        until the rows some smaller row count would have saved over such passes exceed what compiling
+        it costs; then that row count (rent-or-buy: never more than twice the better choice in hindsight)."""
+        whole = batch * width
+        need = pack_level(tokens, whole)
+        run = min([r for b, w, r in self._compiled_rows if (b, w) == (batch, width) and r >= need] + [whole])
+        regret = self._regret.setdefault((batch, width), {})
+        for rows in range(need, run, PACK_STEP):
+            regret[rows] = regret.get(rows, 0) + run - rows
+        worth = [rows for rows in range(need, run, PACK_STEP) if regret[rows] >= self._compile_rows()]
+        if not worth:
+            return run
+        chosen = max(worth, key=lambda rows: (regret[rows], rows))
+        regret.clear()  # a new row count changes what every later pass would run on
+        return chosen
+
+    def _compile_rows(self) -> float:
+        """A new compiled shape's cost, in token rows of weight products."""
+        return PACK_COMPILE_S * ASSUMED_RATE / (2.0 * self.model.num_parameters())
+
+    def _packing(self, lengths: Sequence[int], batch: int, width: int, starts: Sequence[int] | None = None,
+                 unplanned: bool = False) -> tuple[np.ndarray | None, np.ndarray]:
+        """(`pack` for `Network.forward` or None, where[flat index] = the row of hidden holding it);
+        row i's real tokens start at `starts[i]` (default 0: right padding)."""
+        size = self.packed_size(batch, width, sum(lengths), unplanned)
         self._compiled_rows.add((batch, width, size or batch * width))
         if size is None:
             return None, np.arange(batch * width)
-        real = np.concatenate([i * width + np.arange(n) for i, n in enumerate(lengths)])
+        starts = starts if starts is not None else [0] * len(lengths)
+        real = np.concatenate([i * width + s + np.arange(n)
+                               for i, (n, s) in enumerate(zip(lengths, starts, strict=True))])
         pack = np.concatenate([real, np.full(size - len(real), real[0])])
         where = np.zeros(batch * width, dtype=np.int64)
         where[real] = np.arange(len(real))
@@ -171,7 +204,7 @@ class NativeBackend(Backend):
         for (rows, width, tokens), n in plan.items():
             shape = passes.setdefault((bucket(rows), width), {})
             shape[tokens] = shape.get(tokens, 0) + n
-        compile_rows = PACK_COMPILE_S * ASSUMED_RATE / (2.0 * self.model.num_parameters())
+        compile_rows = self._compile_rows()
         calls: dict[tuple[int, int, int | None], int] = {}
         for (batch, width), counts in passes.items():
             known = {t: n for t, n in counts.items() if t is not None}
@@ -320,8 +353,10 @@ class NativeBackend(Backend):
             valid[i, width - len(p) : width] = True
         pos = np.clip(np.cumsum(valid[:, :width], axis=1) - 1, 0, None)
         allowed = np.tril(np.ones((width, width), dtype=bool))[None] & valid[:, None, :width]
-        hidden, cache = self.model.forward(ids, pos, allowed, FRESH)
-        logits = self.model.logits(hidden, np.arange(batch) * width + width - 1)[: len(prompts)]
+        lengths = [len(p) for p in prompts]
+        pack, where = self._packing(lengths, batch, width, [width - n for n in lengths], unplanned=True)
+        hidden, cache = self.model.forward(ids, pos, allowed, FRESH, pack=pack)
+        logits = self.model.logits(hidden, where[np.arange(batch) * width + width - 1])[: len(prompts)]
         return valid, cache, logits
 
     def decode(self, state: dict, tokens: np.ndarray) -> np.ndarray:
