@@ -36,7 +36,6 @@ def check_packed_prompt_passes(lm, monkeypatch, prompts: list[str]) -> None:
     texts, logits = {}, {}
     for step in (4, 10**6):  # packed whenever it saves a row (compiles free), or never
         monkeypatch.setattr(native_backend, "PACK_STEP", step)
-        lm.backend._regret.clear()
         count = len(seen)
         texts[step] = LanguageModel(lm.name, lm.tokenizer, lm.backend, batch_size=4).generate(requests)
         logits[step] = lm.backend.prefill(ids, 4, 64)[1]

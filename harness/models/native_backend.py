@@ -36,13 +36,11 @@ def packing_plan(passes: Mapping[int, int], whole: int, compile_rows: float,
     Minimises rows run + `compile_rows` per row count used (free for those `compiled` already): an
     exact dynamic programme over the sorted levels each pass needs and those compiled, where a level
     serves every pass that needs no more (any other row count could be lowered to one of those)."""
-    def level(tokens: int) -> int:
-        return pack_level(tokens, whole)
-
     free = {rows for rows in compiled if rows <= whole}
     need: dict[int, int] = dict.fromkeys(free, 0)  # a compiled row count may serve passes below it
     for tokens, n in passes.items():
-        need[level(tokens)] = need.get(level(tokens), 0) + n
+        level = pack_level(tokens, whole)
+        need[level] = need.get(level, 0) + n
     levels = sorted(need)
     best, choice = [0.0] + [float("inf")] * len(levels), [0] * (len(levels) + 1)
     for j in range(1, len(levels) + 1):
@@ -58,7 +56,7 @@ def packing_plan(passes: Mapping[int, int], whole: int, compile_rows: float,
         for served in levels[choice[j] : j]:
             rows[served] = levels[j - 1]
         j = choice[j]
-    return {tokens: rows[level(tokens)] for tokens in passes}
+    return {tokens: rows[pack_level(tokens, whole)] for tokens in passes}
 
 
 def pack_level(tokens: int, whole: int) -> int:
@@ -163,15 +161,18 @@ class NativeBackend(Backend):
 
     def _rent_or_buy(self, batch: int, width: int, tokens: int) -> int:
         """Rows for a pass no plan announced: the fewest already compiled that hold it (or unpacked),
-        until the rows some smaller row count would have saved over such passes exceed what compiling
+        until the rows some smaller row count would have saved over such passes reach what compiling
         it costs; then that row count (rent-or-buy: never more than twice the better choice in hindsight)."""
         whole = batch * width
         need = pack_level(tokens, whole)
         run = min([r for b, w, r in self._compiled_rows if (b, w) == (batch, width) and r >= need] + [whole])
         regret = self._regret.setdefault((batch, width), {})
+        cost = self._compile_rows()
+        worth = []
         for rows in range(need, run, PACK_STEP):
             regret[rows] = regret.get(rows, 0) + run - rows
-        worth = [rows for rows in range(need, run, PACK_STEP) if regret[rows] >= self._compile_rows()]
+            if regret[rows] >= cost:
+                worth.append(rows)
         if not worth:
             return run
         chosen = max(worth, key=lambda rows: (regret[rows], rows))
