@@ -21,9 +21,9 @@ REFERENCE_ROWS = 64
 def row_classes(k: int, n: int, counts: list[int], seed: int = 0) -> dict[str, list[int]]:
     """For each row count M: which rows differ from the 64-row reference, grouped by outcome."""
     import mindspore as ms
-    from mindspore import Tensor, ops
+    from mindspore import Tensor
 
-    matmul = ops.MatMul()
+    from harness.models.native_engine import matmul  # the very primitive the engine's products use
 
     @ms.jit
     def product(x, w):
@@ -51,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="engine threads (0: its default)")
     args = parser.parse_args(argv)
     if args.threads:
-        import mindspore
+        from bench.harness_worker import set_threads
 
-        mindspore.device_context.cpu.op_tuning.threads_num(args.threads)
+        set_threads("native", args.threads)
     counts = list(range(2, 70)) + list(range(100, 1089, 16))
     classes = row_classes(args.k, args.n, counts)
     for outcome, rows in classes.items():
