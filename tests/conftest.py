@@ -58,6 +58,16 @@ def tiny_lm():
 
 
 @pytest.fixture(scope="session")
+def native_tiny_lm(tiny_lm):
+    """`tiny` on the native engine (the default backend), batch size 8. Its numbers are bit-identical
+    whatever the batching on every CPU (mindnlp's only where the CPU's MatMul rows do not depend on
+    the row count: docs/native-engine.md); mindnlp loads first, as one process needs."""
+    from harness import models
+
+    return models.load("tiny", backend="native", batch_size=8)
+
+
+@pytest.fixture(scope="session")
 def wmt14_dir() -> Path:
     return require(WMT14)
 

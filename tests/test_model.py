@@ -25,11 +25,19 @@ def _ll_requests():
 
 
 def test_loglikelihood_identical_for_batch_sizes_1_and_8(tiny_lm, monkeypatch):
+    """mindnlp's path: bit-identical where this CPU's MatMul rows do not depend on the call's row
+    count; where they do (AMD Zen 3, docs/native-engine.md) its products are mindnlp's, not split
+    into row pieces as the native engine's are, so the numbers agree to float32 rounding only."""
+    from harness.models.row_pieces import rows_depend_on_count
+
     monkeypatch.setattr(tiny_lm, "batch_size", 1)  # monkeypatch: the session's model is restored
     one = tiny_lm.loglikelihood(_ll_requests())
     monkeypatch.setattr(tiny_lm, "batch_size", 8)
     eight = tiny_lm.loglikelihood(_ll_requests())
-    assert [r.logprob for r in one] == [r.logprob for r in eight]
+    if rows_depend_on_count():
+        np.testing.assert_allclose([r.logprob for r in one], [r.logprob for r in eight], rtol=1e-6, atol=1e-5)
+    else:
+        assert [r.logprob for r in one] == [r.logprob for r in eight]
     assert [r.is_greedy for r in one] == [r.is_greedy for r in eight]
     assert all(r.logprob < 0 for r in one)
 

@@ -32,15 +32,22 @@ def _run(lm, registry, name, data, **settings):
     return evaluate(lm, registry.get(name), RunSettings(data_files=data, **settings))
 
 
+@pytest.fixture
+def lm(native_tiny_lm):
+    """The default engine for tests that compare a run with the model asked directly, exactly: its
+    numbers do not depend on the batching on any CPU (mindnlp's do on some: docs/native-engine.md)."""
+    return native_tiny_lm
+
+
 def _ll(lm, context, continuation):
     return lm.loglikelihood([LoglikelihoodRequest(context, continuation)])[0]
 
 
-def test_lambada_on_shared_rows_matches_the_model_asked_directly(tiny_lm, registry, tmp_path):
+def test_lambada_on_shared_rows_matches_the_model_asked_directly(lm, registry, tmp_path):
     rows = [json.loads(line) for line in require(LAMBADA).read_text(encoding="utf-8").splitlines()[:2]]
     rows += [{"text": "the cat sat on the mat and the cat"}, {"text": "a b a b a b a b"}]
-    run = _run(tiny_lm, registry, "lambada", _jsonl(tmp_path / "l.jsonl", rows))
-    direct = [_ll(tiny_lm, r["text"].rsplit(" ", 1)[0], " " + r["text"].rsplit(" ", 1)[1]) for r in rows]
+    run = _run(lm, registry, "lambada", _jsonl(tmp_path / "l.jsonl", rows))
+    direct = [_ll(lm, r["text"].rsplit(" ", 1)[0], " " + r["text"].rsplit(" ", 1)[1]) for r in rows]
     assert run.metrics["acc"]["value"] == pytest.approx(sum(d.is_greedy for d in direct) / 4)
     ppl = math.exp(-sum(d.logprob for d in direct) / 4)
     assert run.metrics["perplexity"]["value"] == pytest.approx(ppl, rel=1e-9)
@@ -68,13 +75,13 @@ HELLASWAG = {"activity_label": "Baking", "ctx_a": "A woman puts a tray in the ov
     ("boolq", {"passage": "Paris is in France.", "question": "is paris in france", "label": 1}),
     ("boolq", {"passage": "Ice is cold.", "question": "is ice hot", "answer": False}),
 ])
-def test_multiple_choice_tasks(tiny_lm, registry, tmp_path, name, row):
+def test_multiple_choice_tasks(lm, registry, tmp_path, name, row):
     task = registry.get(name)
-    run = _run(tiny_lm, registry, name, _jsonl(tmp_path / "mc.jsonl", [row, row]))
+    run = _run(lm, registry, name, _jsonl(tmp_path / "mc.jsonl", [row, row]))
     assert set(run.metrics) == {"acc", "acc_norm"}
     doc = task.prepare(row)
     prompt = run.samples[0]["prompt"]
-    direct = [_ll(tiny_lm, prompt, " " + c).logprob for c in doc["choices"]]
+    direct = [_ll(lm, prompt, " " + c).logprob for c in doc["choices"]]
     assert run.samples[0]["choice_logprobs"] == pytest.approx(direct, rel=1e-9)
     # the sample says what was asked: every choice's text, the gold index, each choice's score
     assert run.samples[0]["choices"] == doc["choices"] and run.samples[0]["gold"] == doc["gold"]
@@ -109,33 +116,33 @@ def test_prompt_sensitivity_tasks_have_three_templates_lm_eval_s_the_default(reg
         assert prompt.strip() and prompt == prompt.rstrip()
 
 
-def test_winogrande_scores_the_rest_of_the_sentence_after_each_filled_context(tiny_lm, registry, tmp_path):
+def test_winogrande_scores_the_rest_of_the_sentence_after_each_filled_context(lm, registry, tmp_path):
     row = {"sentence": "The cup fell on the rug because _ was slippery.", "option1": "the cup",
            "option2": "the rug", "answer": "2"}
-    run = _run(tiny_lm, registry, "winogrande", _jsonl(tmp_path / "w.jsonl", [row]))
+    run = _run(lm, registry, "winogrande", _jsonl(tmp_path / "w.jsonl", [row]))
     before = "The cup fell on the rug because "
-    direct = [_ll(tiny_lm, before + o, " was slippery.").logprob for o in ("the cup", "the rug")]
+    direct = [_ll(lm, before + o, " was slippery.").logprob for o in ("the cup", "the rug")]
     assert run.samples[0]["choice_logprobs"] == pytest.approx(direct, rel=1e-9)
     assert run.metrics["acc"]["value"] == float(direct[1] > direct[0])
 
 
-def test_wsc273_partial_scoring(tiny_lm, registry, tmp_path):
+def test_wsc273_partial_scoring(lm, registry, tmp_path):
     text = "The trophy doesn't fit into the brown suitcase because it is too large."
     row = {"text": text, "pronoun": "it", "pronoun_loc": text.index(" it ") + 1,
            "options": ["the trophy", "the suitcase"], "label": 0}
-    run = _run(tiny_lm, registry, "wsc273", _jsonl(tmp_path / "wsc.jsonl", [row]))
+    run = _run(lm, registry, "wsc273", _jsonl(tmp_path / "wsc.jsonl", [row]))
     before = text[: row["pronoun_loc"]]
-    direct = [_ll(tiny_lm, before + o, " is too large.").logprob for o in row["options"]]
+    direct = [_ll(lm, before + o, " is too large.").logprob for o in row["options"]]
     assert run.samples[0]["choice_logprobs"] == pytest.approx(direct, rel=1e-9)
 
 
 @pytest.mark.parametrize("name", ["cbt-cn", "cbt-ne"])
-def test_cbt_scores_candidate_and_rest_of_sentence(tiny_lm, registry, tmp_path, name):
+def test_cbt_scores_candidate_and_rest_of_sentence(lm, registry, tmp_path, name):
     row = {"sentences": ["Tom had a dog .", "The dog liked bones ."],
            "question": "One day the XXXXX ran away .", "answer": "dog", "options": ["dog", "cat", "bone"]}
-    run = _run(tiny_lm, registry, name, _jsonl(tmp_path / "cbt.jsonl", [row]))
+    run = _run(lm, registry, name, _jsonl(tmp_path / "cbt.jsonl", [row]))
     context = "Tom had a dog . The dog liked bones . One day the"
-    direct = [_ll(tiny_lm, context, f" {o} ran away .").logprob for o in row["options"]]
+    direct = [_ll(lm, context, f" {o} ran away .").logprob for o in row["options"]]
     assert run.samples[0]["choice_logprobs"] == pytest.approx(direct, rel=1e-9)
 
 

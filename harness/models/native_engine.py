@@ -5,10 +5,11 @@ plain functions of named per-block weight records; `Graphs` compiles them (`mind
 the layer (one layer or a group of layers), decoding and output-layer graphs, and `Network` runs
 those graphs.
 
-Numerics are chosen so that a row's numbers never depend on its neighbours: only 2-D `MatMul`
-with at least two rows and non-transposed `BatchMatMul` are used (on CPU both give every output
-row bit-identical values whatever the other rows are), so padding the batch, scoring from a
-shared KV cache or applying the output layer to fewer rows changes nothing. Keys are kept
+Numerics are chosen so that a row's numbers never depend on its neighbours: weight products are
+2-D `MatMul`s whose rows do not depend on the call's row count (`row_pieces`: one MatMul where the
+CPU gives that already, fixed-size pieces where it does not) and attention uses non-transposed
+`BatchMatMul`, so padding the batch, scoring from a shared KV cache or applying the output layer to
+fewer rows changes nothing. Keys are kept
 transposed, [B, kv_heads, head_dim, S], for the same reason.
 """
 
@@ -21,6 +22,9 @@ from pathlib import Path
 import mindspore as ms
 import numpy as np
 from mindspore import Tensor, mutable, ops
+
+from harness.models import row_pieces
+from harness.models.row_pieces import batched, product
 
 # How a block obtains the keys/values it attends to (a compile-time constant): FRESH, this call's own
 # tokens; DECODE, one new token after a prompt cache and the generated tokens' window;
@@ -49,7 +53,7 @@ MS_DTYPES = {"float32": ms.float32, "float16": ms.float16, "bfloat16": ms.bfloat
 # Tensor methods (`.reshape`) or tensor indexing (`x[:, 1:]`): compiling a graph parses every Python
 # function it reaches, and those layers made a SmolLM2 one-layer graph take 0.73 s to compile instead
 # of 0.27 s (same kernels, bit-identical numbers; measured 2026-12-04). Model files use them too.
-matmul = ops.MatMul()
+matmul = row_pieces.matmul  # the one MatMul primitive every weight product uses
 reshape, transpose, _cast = ops.Reshape(), ops.Transpose(), ops.Cast()
 select, expand_dims = ops.Select(), ops.ExpandDims()
 concat2, concat3 = ops.Concat(2), ops.Concat(3)
@@ -79,7 +83,7 @@ def as_tensor(array: np.ndarray, dtype: str) -> Tensor:
 
 def linear(x: Tensor, w: Tensor, b: Tensor, biased: bool = True) -> Tensor:
     """x [M, in] @ w [in, out] + b; `biased` False (a graph constant) skips an all-zero b."""
-    return _bias_add(matmul(x, w), b) if biased else matmul(x, w)
+    return _bias_add(product(x, w), b) if biased else product(x, w)
 
 
 def take(x: Tensor, axis: int, start: int, stop: int) -> Tensor:
@@ -141,8 +145,8 @@ def attend(q, k, v, mode: int, ctx, kv):
 def _softmax_attention(q, keys, values, allowed):
     B, H, T, hd = q.shape
     groups = H // keys.shape[1]
-    probs = _probs(_bmm(_grouped(q, groups), keys), allowed, groups, q.dtype)
-    return _ungrouped(_bmm(probs, values), groups, T)
+    probs = _probs(batched(_grouped(q, groups), keys), allowed, groups, q.dtype)
+    return _ungrouped(batched(probs, values), groups, T)
 
 
 def _with_shared_context(k, v, cache_k, cache_v, slot_of_token, context_row):
@@ -219,7 +223,7 @@ class Graphs:
             return x, out
 
         def head(rows, norm, w_out, arch):
-            return cast(matmul(final_norm(rows, norm, arch), w_out), ms.float32)
+            return cast(product(final_norm(rows, norm, arch), w_out), ms.float32)
 
         # The blocks run as graphs of one layer or of a group of consecutive layers (bit-identical
         # numbers either way): `blocks` is a tuple of per-block records, its length a graph constant.
@@ -269,6 +273,7 @@ class Network:
                  n_kv_head: int, head_dim: int, d_model: int, n_parameters: int,
                  dtype: str = "float32") -> None:
         self.dtype, self.dtype_name = MS_DTYPES[dtype], dtype
+        self.in_pieces = row_pieces.settle()  # before any graph compiles
         self.blocks = blocks  # one named record of tensors per layer
         self.n_layer, self.n_head, self.n_kv_head = len(blocks), n_head, n_kv_head
         self.head_dim, self.d_model = head_dim, d_model

@@ -1,0 +1,114 @@
+"""Weight products whose rows do not depend on how many rows their call has, on every CPU.
+
+The native engine's bit-identity (docs/native-engine.md) needs each output row of a 2-D `MatMul` to
+be the same whatever the row count M of its call. On an Intel AVX-512 CPU it is. On an AMD Zen 3
+(AVX2, MindSpore 2.7.0, measured 2026-12-07 with `python -m bench.matmul_rows`) it is not: rows come
+in 6-row tiles and a 1-3-row remainder uses another kernel, some counts (78, 90, ... at K=576,
+N=1536) partition the rows otherwise, and from a few hundred rows on (about 270-490, by weight
+shape) every row is blocked otherwise; `BatchMatMul` has the same 6-row tiles. There every product
+(and attention's, whose query rows differ between a whole row and a continuation scored from a
+shared context) runs as pieces of the sizes in PIECES, the last one padded with zero rows: rows of
+12-, 24-, 48-, 96- and 192-row calls all gave the same numbers, on every weight shape of GPT-2,
+SmolLM2 and the test models and on attention shapes. Where one call's rows do not depend on M
+already (probed once per process), a product is one MatMul, as before.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import mindspore as ms
+import numpy as np
+from mindspore import Tensor, ops
+
+from harness.errors import HarnessError
+
+PIECES = (12, 24, 48, 96, 192)
+# A piece's fixed cost in rows' worth of work, for the plan: a 12-row call took about as long as an
+# 8-row one and 96 rows about twice a 12-row call (K=576, N=1536, 2 cores; measured 2026-12-07).
+CALL_ROWS = 12
+# The row counts the probe calls, compared with the same rows of a REFERENCE_ROWS-row call.
+PROBE_ROWS, REFERENCE_ROWS, PROBE_SHAPES = (2, 3, 8, 13, 40), 64, ((64, 64), (576, 1536))
+ENV = "HARNESS_MATMUL_PIECES"  # "auto" (default): probe this CPU; "1": always pieces; "0": never
+
+matmul, batch_matmul = ops.MatMul(), ops.BatchMatMul()
+_slice, _concat_rows, _zeros = ops.StridedSlice(), ops.Concat(-2), ops.Zeros()
+
+# Set by `settle()` before any graph is compiled; graphs read it as a constant.
+IN_PIECES = False
+
+
+@functools.cache
+def plan(rows: int) -> tuple[int, ...]:
+    """Piece sizes (from PIECES) that cover `rows` rows at the least cost: padded rows plus
+    CALL_ROWS per piece; only the last piece is padded."""
+    best: list[tuple[int, tuple[int, ...]]] = [(0, ())]
+    for r in range(1, rows + 1):
+        best.append(min((size + CALL_ROWS + best[max(r - size, 0)][0], (size, *best[max(r - size, 0)][1]))
+                        for size in PIECES))
+    return tuple(sorted(best[rows][1], reverse=True))
+
+
+def _take_rows(x, start: int, stop: int):
+    """x[..., start:stop, :] (a StridedSlice)."""
+    n = len(x.shape)
+    return _slice(x, (0,) * (n - 2) + (start, 0), x.shape[:-2] + (stop, x.shape[-1]), (1,) * n)
+
+
+def in_pieces(op, x, w):
+    """op(x, w) for x [..., M, K], as one call per piece of `plan(M)` rows (graph code; M is static)."""
+    rows = x.shape[-2]
+    sizes = plan(rows)
+    if sizes == (rows,):
+        return op(x, w)
+    out, start = (), 0
+    for size in sizes:
+        stop = min(start + size, rows)
+        part = _take_rows(x, start, stop)
+        if stop - start < size:
+            padding = _zeros(x.shape[:-2] + (size - (stop - start), x.shape[-1]), x.dtype)
+            out = out + (_take_rows(op(_concat_rows((part, padding)), w), 0, stop - start),)
+        else:
+            out = out + (op(part, w),)
+        start = stop
+    return out[0] if len(out) == 1 else _concat_rows(out)
+
+
+def product(x, w):
+    """x [M, K] @ w [K, N], each row's numbers independent of M (graph code)."""
+    return in_pieces(matmul, x, w) if IN_PIECES else matmul(x, w)
+
+
+def batched(a, b):
+    """BatchMatMul a [..., M, K] @ b [..., K, N], each row's numbers independent of M (graph code)."""
+    return in_pieces(batch_matmul, a, b) if IN_PIECES else batch_matmul(a, b)
+
+
+def rows_depend_on_count(shapes=PROBE_SHAPES, counts=PROBE_ROWS) -> bool:
+    """Whether a MatMul row on this CPU changes with its call's row count (a few counts and shapes)."""
+
+    @ms.jit
+    def one(x, w):
+        return matmul(x, w)
+
+    rng = np.random.default_rng(0)
+    for k, n in shapes:
+        x = rng.standard_normal((REFERENCE_ROWS, k)).astype(np.float32)
+        w = Tensor(rng.standard_normal((k, n)).astype(np.float32))
+        reference = one(Tensor(x), w).asnumpy()
+        for m in counts:
+            if not (one(Tensor(x[:m]), w).asnumpy() == reference[:m]).all():
+                return True
+    return False
+
+
+@functools.cache
+def settle() -> bool:
+    """Decide, once per process and before the first graph compiles, whether products run in pieces."""
+    global IN_PIECES
+    choice = os.environ.get(ENV, "auto")
+    if choice not in ("auto", "0", "1"):
+        raise HarnessError(f"{ENV}={choice!r} is not one of auto, 0, 1; unset it or pick one of those")
+    IN_PIECES = rows_depend_on_count() if choice == "auto" else choice == "1"
+    return IN_PIECES
