@@ -9,7 +9,7 @@ from mindspore import Tensor
 
 from harness.errors import HarnessError
 from harness.models import row_pieces
-from harness.models.row_pieces import PIECES, batch_matmul, in_pieces, matmul, plan
+from harness.models.row_pieces import BROADCAST_MAX, PIECES, even_plan, in_pieces, plan
 
 
 @pytest.mark.parametrize("rows", [1, 2, 8, 11, 12, 13, 50, 100, 192, 200, 511, 768, 784])
@@ -25,21 +25,29 @@ def test_plan_prefers_fewer_calls_when_padding_is_cheap():
     assert plan(8) == (12,) and plan(100) == (96, 12)
 
 
+@pytest.mark.parametrize("rows", [1, 8, 13, 100, 192, 193, 400, 1000])
+def test_even_plan_uses_the_fewest_pieces_each_as_small_as_that_allows(rows):
+    count, size = even_plan(rows)
+    assert count == -(-rows // PIECES[-1]) and size in PIECES and size * count >= rows
+    assert all(smaller * count < rows for smaller in PIECES if smaller < size)
+
+
 @ms.jit
 def _pieces_2d(x, w):
-    return in_pieces(matmul, x, w)
+    return in_pieces(x, w)
 
 
 @ms.jit
 def _pieces_4d(a, b):
-    return in_pieces(batch_matmul, a, b)
+    return in_pieces(a, b)
 
 
-def test_rows_in_pieces_do_not_depend_on_the_row_count_and_are_the_product():
+@pytest.mark.parametrize("k, n", [(96, 160), (128, BROADCAST_MAX // 64)])  # broadcast; one MatMul a piece
+def test_rows_in_pieces_do_not_depend_on_the_row_count_and_are_the_product(k, n):
     """On every CPU (on an AMD Zen 3 one plain MatMul fails this for M = 2, 3, 7, ...)."""
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((400, 96)).astype(np.float32)
-    w = rng.standard_normal((96, 160)).astype(np.float32)
+    x = rng.standard_normal((400, k)).astype(np.float32)
+    w = rng.standard_normal((k, n)).astype(np.float32)
     reference = _pieces_2d(Tensor(x), Tensor(w)).asnumpy()
     np.testing.assert_allclose(reference, x.astype(np.float64) @ w, rtol=1e-4, atol=1e-4)
     for m in (2, 3, 7, 13, 40, 99, 200, 333):

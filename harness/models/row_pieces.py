@@ -25,24 +25,37 @@ from mindspore import Tensor, ops
 from harness.errors import HarnessError
 
 PIECES = (12, 24, 48, 96, 192)
-# A piece's fixed cost in rows' worth of work, for the plan: a 12-row call took about as long as an
-# 8-row one and 96 rows about twice a 12-row call (K=576, N=1536, 2 cores; measured 2026-12-07).
-CALL_ROWS = 12
 # The row counts the probe calls, compared with the same rows of a REFERENCE_ROWS-row call.
 PROBE_ROWS, REFERENCE_ROWS, PROBE_SHAPES = (2, 3, 8, 13, 40), 64, ((64, 64), (576, 1536))
 ENV = "HARNESS_MATMUL_PIECES"  # "auto" (default): probe this CPU; "1": always pieces; "0": never
 
 matmul, batch_matmul = ops.MatMul(), ops.BatchMatMul()
-_slice, _concat_rows, _zeros = ops.StridedSlice(), ops.Concat(-2), ops.Zeros()
+_slice, _reshape, _concat_rows = ops.StridedSlice(), ops.Reshape(), ops.Concat(-2)
+# A piece's fixed cost in rows' worth of work, for `plan`: a 12-row call took about as long as an
+# 8-row one and 96 rows about twice a 12-row call (K=576, N=1536, 2 cores; measured 2026-12-07).
+CALL_ROWS = 12
+# Below this many weight elements a product's pieces are one BatchMatMul against the weight
+# broadcast to every piece (a copy, cheap at this size, and a graph of a few nodes: compiling a tiny
+# model's graphs took 0.79 s this way against 1.33 s as one MatMul per piece, plain MatMul 0.49 s);
+# above it one MatMul per piece, as copying large weights costs more than the nodes.
+BROADCAST_MAX = 1 << 18
 
 # Set by `settle()` before any graph is compiled; graphs read it as a constant.
 IN_PIECES = False
 
 
 @functools.cache
+def even_plan(rows: int) -> tuple[int, int]:
+    """(pieces, rows per piece): the fewest pieces of one size from PIECES that cover `rows`,
+    each as small as that count allows."""
+    count = -(-rows // PIECES[-1])
+    return count, min(size for size in PIECES if size * count >= rows)
+
+
+@functools.cache
 def plan(rows: int) -> tuple[int, ...]:
-    """Piece sizes (from PIECES) that cover `rows` rows at the least cost: padded rows plus
-    CALL_ROWS per piece; only the last piece is padded."""
+    """Piece sizes (from PIECES) that cover `rows` at the least cost: padded rows plus CALL_ROWS
+    per piece; only the last piece is padded."""
     best: list[tuple[int, tuple[int, ...]]] = [(0, ())]
     for r in range(1, rows + 1):
         best.append(min((size + CALL_ROWS + best[max(r - size, 0)][0], (size, *best[max(r - size, 0)][1]))
@@ -50,39 +63,49 @@ def plan(rows: int) -> tuple[int, ...]:
     return tuple(sorted(best[rows][1], reverse=True))
 
 
-def _take_rows(x, start: int, stop: int):
+def _rows(x, start: int, stop: int):
     """x[..., start:stop, :] (a StridedSlice)."""
     n = len(x.shape)
     return _slice(x, (0,) * (n - 2) + (start, 0), x.shape[:-2] + (stop, x.shape[-1]), (1,) * n)
 
 
-def in_pieces(op, x, w):
-    """op(x, w) for x [..., M, K], as one call per piece of `plan(M)` rows (graph code; M is static)."""
-    rows = x.shape[-2]
+def _padded(x, rows: int):
+    """x [..., M, K] with zero rows appended up to `rows`."""
+    n, extra = len(x.shape), rows - x.shape[-2]
+    return x if extra == 0 else ops.Pad(((0, 0),) * (n - 2) + ((0, extra), (0, 0)))(x)
+
+
+def in_pieces(x, w):
+    """x [..., M, K] @ w [..., K, N] in row pieces (graph code; M is static): attention's and small
+    weights' as one BatchMatMul over `even_plan(M)` pieces, large weights' as one MatMul per piece
+    of `plan(M)` (little padding)."""
+    rows, lead = x.shape[-2], x.shape[:-2]
+    k, n = w.shape[-2], w.shape[-1]
+    if lead or k * n <= BROADCAST_MAX:
+        count, size = even_plan(rows)
+        xp = _padded(x, count * size)
+        if count == 1:
+            y = (batch_matmul if lead else matmul)(xp, w)
+        else:  # the pieces as one more batch dimension, against the weight broadcast to each
+            wide = ops.BroadcastTo(w.shape[:-2] + (count, k, n))(ops.ExpandDims()(w, len(lead)))
+            y = _reshape(batch_matmul(_reshape(xp, lead + (count, size, k)), wide), lead + (count * size, n))
+        return y if count * size == rows else _rows(y, 0, rows)
     sizes = plan(rows)
-    if sizes == (rows,):
-        return op(x, w)
-    out, start = (), 0
-    for size in sizes:
-        stop = min(start + size, rows)
-        part = _take_rows(x, start, stop)
-        if stop - start < size:
-            padding = _zeros(x.shape[:-2] + (size - (stop - start), x.shape[-1]), x.dtype)
-            out = out + (_take_rows(op(_concat_rows((part, padding)), w), 0, stop - start),)
-        else:
-            out = out + (op(part, w),)
-        start = stop
-    return out[0] if len(out) == 1 else _concat_rows(out)
+    xp = _padded(x, sum(sizes))
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    y = matmul(xp, w) if len(sizes) == 1 else _concat_rows(
+        tuple(matmul(_rows(xp, starts[i], starts[i] + sizes[i]), w) for i in range(len(sizes))))
+    return y if sum(sizes) == rows else _rows(y, 0, rows)
 
 
 def product(x, w):
     """x [M, K] @ w [K, N], each row's numbers independent of M (graph code)."""
-    return in_pieces(matmul, x, w) if IN_PIECES else matmul(x, w)
+    return in_pieces(x, w) if IN_PIECES else matmul(x, w)
 
 
 def batched(a, b):
     """BatchMatMul a [..., M, K] @ b [..., K, N], each row's numbers independent of M (graph code)."""
-    return in_pieces(batch_matmul, a, b) if IN_PIECES else batch_matmul(a, b)
+    return in_pieces(a, b) if IN_PIECES else batch_matmul(a, b)
 
 
 def rows_depend_on_count(shapes=PROBE_SHAPES, counts=PROBE_ROWS) -> bool:
