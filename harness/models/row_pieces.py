@@ -91,11 +91,14 @@ def in_pieces(x, w):
             y = _reshape(batch_matmul(_reshape(xp, lead + (count, size, k)), wide), lead + (count * size, n))
         return y if count * size == rows else _rows(y, 0, rows)
     sizes = plan(rows)
-    xp = _padded(x, sum(sizes))
+    if len(sizes) == 1:
+        y = matmul(_padded(x, sizes[0]), w)
+        return y if sizes[0] == rows else _rows(y, 0, rows)
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
-    y = matmul(xp, w) if len(sizes) == 1 else _concat_rows(
-        tuple(matmul(_rows(xp, starts[i], starts[i] + sizes[i]), w) for i in range(len(sizes))))
-    return y if sum(sizes) == rows else _rows(y, 0, rows)
+    full = tuple(matmul(_rows(x, starts[i], starts[i] + sizes[i]), w) for i in range(len(sizes) - 1))
+    last = _rows(x, starts[-1], rows)  # only the last piece is padded: a copy of its rows alone
+    tail, kept = matmul(_padded(last, sizes[-1]), w), rows - starts[-1]
+    return _concat_rows(full + ((tail if kept == sizes[-1] else _rows(tail, 0, kept)),))
 
 
 def product(x, w):
