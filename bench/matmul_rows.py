@@ -23,7 +23,7 @@ def row_classes(k: int, n: int, counts: list[int], seed: int = 0) -> dict[str, l
     import mindspore as ms
     from mindspore import Tensor
 
-    from harness.models.native_engine import matmul  # the very primitive the engine's products use
+    from harness.models.row_pieces import matmul  # the very primitive the engine's products use
 
     @ms.jit
     def product(x, w):

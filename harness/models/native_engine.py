@@ -8,9 +8,9 @@ those graphs.
 Numerics are chosen so that a row's numbers never depend on its neighbours: weight products are
 2-D `MatMul`s whose rows do not depend on the call's row count (`row_pieces`: one MatMul where the
 CPU gives that already, fixed-size pieces where it does not) and attention uses non-transposed
-`BatchMatMul`, so padding the batch, scoring from a shared KV cache or applying the output layer to
-fewer rows changes nothing. Keys are kept
-transposed, [B, kv_heads, head_dim, S], for the same reason.
+`BatchMatMul` (in the same pieces where needed), so padding the batch, scoring from a shared KV
+cache or applying the output layer to fewer rows changes nothing. Keys are kept transposed,
+[B, kv_heads, head_dim, S], for the same reason.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import numpy as np
 from mindspore import Tensor, mutable, ops
 
 from harness.models import row_pieces
-from harness.models.row_pieces import batched, product
+from harness.models.row_pieces import batch_matmul as _bmm
+from harness.models.row_pieces import batched, product, take
 
 # How a block obtains the keys/values it attends to (a compile-time constant): FRESH, this call's own
 # tokens; DECODE, one new token after a prompt cache and the generated tokens' window;
@@ -53,13 +54,11 @@ MS_DTYPES = {"float32": ms.float32, "float16": ms.float16, "bfloat16": ms.bfloat
 # Tensor methods (`.reshape`) or tensor indexing (`x[:, 1:]`): compiling a graph parses every Python
 # function it reaches, and those layers made a SmolLM2 one-layer graph take 0.73 s to compile instead
 # of 0.27 s (same kernels, bit-identical numbers; measured 2026-12-04). Model files use them too.
-matmul = row_pieces.matmul  # the one MatMul primitive every weight product uses
 reshape, transpose, _cast = ops.Reshape(), ops.Transpose(), ops.Cast()
 select, expand_dims = ops.Select(), ops.ExpandDims()
 concat2, concat3 = ops.Concat(2), ops.Concat(3)
-_bmm = ops.BatchMatMul()
 _argmax = ops.Argmax(axis=-1, output_type=ms.int32)
-_slice, _gather, _gather_d = ops.StridedSlice(), ops.Gather(), ops.GatherD()
+_gather, _gather_d = ops.Gather(), ops.GatherD()
 _bias_add, _reduce_sum = ops.BiasAdd(), ops.ReduceSum()
 _softmax, _log_softmax = ops.Softmax(-1), ops.LogSoftmax(-1)
 # masked scores: the most negative float32 (finite, so no NaN rows, and exact zeros after softmax)
@@ -84,14 +83,6 @@ def as_tensor(array: np.ndarray, dtype: str) -> Tensor:
 def linear(x: Tensor, w: Tensor, b: Tensor, biased: bool = True) -> Tensor:
     """x [M, in] @ w [in, out] + b; `biased` False (a graph constant) skips an all-zero b."""
     return _bias_add(product(x, w), b) if biased else product(x, w)
-
-
-def take(x: Tensor, axis: int, start: int, stop: int) -> Tensor:
-    """x[start:stop] along `axis` (a StridedSlice)."""
-    shape = x.shape
-    n = len(shape)
-    begin = (0,) * axis + (start,) + (0,) * (n - axis - 1)
-    return _slice(x, begin, shape[:axis] + (stop,) + shape[axis + 1 :], (1,) * n)
 
 
 def flat_rows(x: Tensor) -> Tensor:
@@ -273,7 +264,7 @@ class Network:
                  n_kv_head: int, head_dim: int, d_model: int, n_parameters: int,
                  dtype: str = "float32") -> None:
         self.dtype, self.dtype_name = MS_DTYPES[dtype], dtype
-        self.in_pieces = row_pieces.settle()  # before any graph compiles
+        row_pieces.settle()  # before any graph compiles
         self.blocks = blocks  # one named record of tensors per layer
         self.n_layer, self.n_head, self.n_kv_head = len(blocks), n_head, n_kv_head
         self.head_dim, self.d_model = head_dim, d_model

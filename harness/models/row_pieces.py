@@ -63,10 +63,17 @@ def plan(rows: int) -> tuple[int, ...]:
     return tuple(sorted(best[rows][1], reverse=True))
 
 
+def take(x, axis: int, start: int, stop: int):
+    """x[start:stop] along `axis` (a StridedSlice; graph code)."""
+    shape = x.shape
+    n = len(shape)
+    begin = (0,) * axis + (start,) + (0,) * (n - axis - 1)
+    return _slice(x, begin, shape[:axis] + (stop,) + shape[axis + 1 :], (1,) * n)
+
+
 def _rows(x, start: int, stop: int):
-    """x[..., start:stop, :] (a StridedSlice)."""
-    n = len(x.shape)
-    return _slice(x, (0,) * (n - 2) + (start, 0), x.shape[:-2] + (stop, x.shape[-1]), (1,) * n)
+    """x[..., start:stop, :]."""
+    return take(x, len(x.shape) - 2, start, stop)
 
 
 def _padded(x, rows: int):
