@@ -23,6 +23,7 @@ class Backend(ABC):
     dtype: str = "float32"
     shares_prefixes: bool = False  # True: batch a question's choices together for `score_shared`
     refills: bool = False  # True: `refill` restarts finished rows (continuous batching)
+    width_step: int = 16  # scoring rows are padded to a multiple of it (`lm.bucket_width`)
 
     @abstractmethod
     def score(

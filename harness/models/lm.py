@@ -192,7 +192,7 @@ class LanguageModel:
                 whole = whole[-(self.max_length + 1) :]
             rows.append(whole)
             n_targets.append(min(len(continuation), len(whole) - 1))
-        widths = [bucket_width(len(r) - 1, self.max_length) for r in rows]
+        widths = [bucket_width(len(r) - 1, self.max_length, self.backend.width_step) for r in rows]
         results: list[LoglikelihoodResult | None] = [None] * len(rows)
         self._fit_batch_size(max(widths, default=0))
 

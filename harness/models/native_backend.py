@@ -14,16 +14,21 @@ from pathlib import Path
 import numpy as np
 
 from harness.models import NATIVE_FAMILIES as FAMILIES
+from harness.models import row_pieces
 from harness.models.backend import Backend
 from harness.models.native_engine import FRESH, SHARED_CONTEXT, Network
 
 HEAD_CHUNK = 512  # rows per output-layer call: bounds the [rows, vocab] logits in memory
 SHARED_CHUNK = 16  # multi-token continuations per call of `score_shared`: bounds KV-cache copies
+WIDTH_STEP_IN_PIECES = 48  # 48, 96, 144 ... (192-multiples above 256 tokens): each an exact sum of pieces
+SHARED_CHUNK_IN_PIECES = 12  # the same where products run in row pieces: 12 x 2^k rows need no padding
 # Scoring passes may run their weight products on the batch's real tokens only ("packed"), rounded up
-# to a multiple of PACK_STEP rows. Each packed row count is one more compiled graph shape, which costs
-# about PACK_COMPILE_S (SmolLM2, 2026-12-06: 0.75-1.1 s over a steady call) while a row costs about
-# 2 x parameters / ASSUMED_RATE seconds; `packing_plan` picks the row counts that minimise the sum.
-PACK_STEP = 16
+# to a multiple of PACK_STEP rows (24: a multiple of the smallest row piece, so that where products
+# run in pieces, `row_pieces`, none is padded). Each packed row count is one more compiled graph
+# shape, which costs about PACK_COMPILE_S (SmolLM2, 2026-12-06: 0.75-1.1 s over a steady call)
+# while a row costs about 2 x parameters / ASSUMED_RATE seconds; `packing_plan` picks the row
+# counts that minimise the sum.
+PACK_STEP = 24
 PACK_COMPILE_S = 0.9
 ASSUMED_RATE = 150e9  # FLOP/s of this engine's products on a 2-core CPU (bench: 140-210)
 
@@ -69,6 +74,17 @@ def power_of_two(n: int, least: int) -> int:
     return max(least, 1 << (max(n, 1) - 1).bit_length())
 
 
+def head_rows(n: int) -> int:
+    """Rows of one output-layer call for `n` wanted ones (few compiled shapes): a power of two from 8,
+    or, where products run in row pieces, a count that needs no padded piece (`row_pieces.aligned`)."""
+    return row_pieces.aligned(n) if row_pieces.IN_PIECES else power_of_two(n, 8)
+
+
+def shared_chunk() -> int:
+    """Continuations per `_continue` call."""
+    return SHARED_CHUNK_IN_PIECES if row_pieces.IN_PIECES else SHARED_CHUNK
+
+
 def bucket(n: int) -> int:
     """Round a count up to one of few sizes: 2, 4, 8, then multiples of 8, then of 64.
 
@@ -111,6 +127,12 @@ class NativeBackend(Backend):
         family = import_module(f"harness.models.{FAMILIES[read_config(Path(folder))['model_type']]}")
         return cls(family.load(Path(folder), dtype), pad_id, dtype)
 
+    @property
+    def width_step(self) -> int:
+        """Where products run in row pieces, attention's query rows are pieces too: widths that are
+        multiples of WIDTH_STEP_IN_PIECES need no padded piece (graphs of fewer nodes compile faster)."""
+        return WIDTH_STEP_IN_PIECES if row_pieces.IN_PIECES else Backend.width_step
+
     # ---------------------------------------------------------------- helpers
     def _check_window(self, length: int) -> None:
         """Refuse rows longer than a sliding attention window (this engine attends to all tokens)."""
@@ -127,13 +149,14 @@ class NativeBackend(Backend):
     def _scored(self, hidden, flat_rows: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Output layer at the given rows (flat indices) of hidden [B,T,D] only, in bucketed chunks."""
         lps, greedy = [np.zeros(0)], [np.zeros(0, dtype=bool)]
-        for start in range(0, len(flat_rows), HEAD_CHUNK):
-            rows = flat_rows[start : start + HEAD_CHUNK]
-            size = power_of_two(len(rows), 8)  # few compiled shapes
+        chunk = head_rows(HEAD_CHUNK)
+        for start in range(0, len(flat_rows), chunk):
+            rows = flat_rows[start : start + chunk]
+            size = head_rows(len(rows))
             index = np.zeros(size, dtype=np.int64)
             index[: len(rows)] = rows
             tgt = np.zeros(size, dtype=np.int64)
-            tgt[: len(rows)] = targets[start : start + HEAD_CHUNK]
+            tgt[: len(rows)] = targets[start : start + chunk]
             lp, gr = self.model.score(hidden, index, tgt)
             lps.append(lp[: len(rows)])
             greedy.append(gr[: len(rows)])
@@ -189,8 +212,14 @@ class NativeBackend(Backend):
         row i's real tokens start at `starts[i]` (default 0: right padding)."""
         size = self.packed_size(batch, width, sum(lengths), unplanned)
         self._compiled_rows.add((batch, width, size or batch * width))
+        whole = batch * width
         if size is None:
-            return None, np.arange(batch * width)
+            if row_pieces.aligned(whole) == whole:
+                return None, np.arange(whole)
+            # every position, repeats filling up to a row count whose pieces need no padding: the
+            # same numbers in graphs of fewer nodes (they compile faster)
+            fill = np.zeros(row_pieces.aligned(whole) - whole, dtype=np.int64)
+            return np.concatenate([np.arange(whole), fill]), np.arange(whole)
         starts = starts if starts is not None else [0] * len(lengths)
         real = np.concatenate([i * width + s + np.arange(n)
                                for i, (n, s) in enumerate(zip(lengths, starts, strict=True))])
@@ -272,8 +301,9 @@ class NativeBackend(Backend):
         lp_first, gr_first = self._scored(hidden, first, first_targets)
         longer = [r for r, n in enumerate(n_targets) if n > 1]
         rest: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for k in range(0, len(longer), SHARED_CHUNK):
-            chunk = longer[k : k + SHARED_CHUNK]
+        chunk_size = shared_chunk()
+        for k in range(0, len(longer), chunk_size):
+            chunk = longer[k : k + chunk_size]
             rest.update(zip(chunk, self._continue(cache, [rows[r] for r in chunk], [starts[r] for r in chunk],
                                                   [owner[r] for r in chunk], width), strict=True))
         out = []
@@ -289,7 +319,7 @@ class NativeBackend(Backend):
         # One row count and few step counts (powers of two from 2): each new shape costs a compile
         # (~0.5 s on SmolLM2) while a call this small costs about the same whatever its padding
         # (measured 7-11 ms a layer from 2x1 to 16x2 tokens), so the shape depends on the width only.
-        n_rows, steps = SHARED_CHUNK, power_of_two(max(counts), 2)
+        n_rows, steps = shared_chunk(), power_of_two(max(counts), 2)
         ids = np.full((n_rows, steps), self.pad_id, dtype=np.int64)
         pos = np.zeros((n_rows, steps), dtype=np.int64)
         slot_of_token = np.zeros((n_rows, steps, width), dtype=np.float32)  # one-hot: token t -> slot s
@@ -357,7 +387,9 @@ class NativeBackend(Backend):
         lengths = [len(p) for p in prompts]
         pack, where = self._packing(lengths, batch, width, [width - n for n in lengths], unplanned=True)
         hidden, cache = self.model.forward(ids, pos, allowed, FRESH, pack=pack)
-        logits = self.model.logits(hidden, where[np.arange(batch) * width + width - 1])[: len(prompts)]
+        last = where[np.arange(batch) * width + width - 1]  # each row's last position, repeated up to a
+        last = np.concatenate([last, np.full(head_rows(batch) - batch, last[0])])  # head row count
+        logits = self.model.logits(hidden, last)[: len(prompts)]
         return valid, cache, logits
 
     def decode(self, state: dict, tokens: np.ndarray) -> np.ndarray:

@@ -39,6 +39,10 @@ CALL_ROWS = 12
 # model's graphs took 0.79 s this way against 1.33 s as one MatMul per piece, plain MatMul 0.49 s);
 # above it one MatMul per piece, as copying large weights costs more than the nodes.
 BROADCAST_MAX = 1 << 18
+# Callers that choose their row counts (`aligned`) take multiples of this above the largest piece:
+# each is an exact sum of pieces, so no piece is padded.
+ALIGN_ABOVE = 48
+MAX_EXACT_PIECES = 8
 
 # Set by `settle()` before any graph is compiled; graphs read it as a constant.
 IN_PIECES = False
@@ -50,6 +54,29 @@ def even_plan(rows: int) -> tuple[int, int]:
     each as small as that count allows."""
     count = -(-rows // PIECES[-1])
     return count, min(size for size in PIECES if size * count >= rows)
+
+
+@functools.cache
+def split(rows: int) -> tuple[int, int]:
+    """(pieces, rows per piece) of equal pieces that cover `rows`: exactly where `rows` is a multiple
+    of the smallest piece (the largest piece size that divides it, unless that takes more than
+    MAX_EXACT_PIECES pieces, each a copy of the weight), else `even_plan`'s padded cover."""
+    count, size = even_plan(rows)
+    if count * size == rows or rows % PIECES[0]:
+        return count, size
+    exact = max(s for s in PIECES if rows % s == 0)
+    return (rows // exact, exact) if rows // exact <= MAX_EXACT_PIECES else (count, size)
+
+
+def aligned(rows: int) -> int:
+    """The row count to give a product of `rows` rows so that its pieces need no padding (graphs with
+    fewer nodes, which compile faster): `rows` itself where products are not in pieces, else the
+    smallest piece size that holds it, or a multiple of ALIGN_ABOVE above the largest piece."""
+    if not IN_PIECES:
+        return rows
+    if rows <= PIECES[-1]:
+        return min(size for size in PIECES if size >= rows)
+    return -(-rows // ALIGN_ABOVE) * ALIGN_ABOVE
 
 
 @functools.cache
@@ -84,12 +111,12 @@ def _padded(x, rows: int):
 
 def in_pieces(x, w):
     """x [..., M, K] @ w [..., K, N] in row pieces (graph code; M is static): attention's and small
-    weights' as one BatchMatMul over `even_plan(M)` pieces, large weights' as one MatMul per piece
+    weights' as one BatchMatMul over `split(M)` pieces, large weights' as one MatMul per piece
     of `plan(M)` (little padding)."""
     rows, lead = x.shape[-2], x.shape[:-2]
     k, n = w.shape[-2], w.shape[-1]
     if lead or k * n <= BROADCAST_MAX:
-        count, size = even_plan(rows)
+        count, size = split(rows)
         xp = _padded(x, count * size)
         if count == 1:
             y = (batch_matmul if lead else matmul)(xp, w)
