@@ -214,11 +214,12 @@ class NativeBackend(Backend):
         self._compiled_rows.add((batch, width, size or batch * width))
         whole = batch * width
         if size is None:
-            if row_pieces.aligned(whole) == whole:
+            rows = row_pieces.aligned(whole)
+            if rows == whole:
                 return None, np.arange(whole)
             # every position, repeats filling up to a row count whose pieces need no padding: the
             # same numbers in graphs of fewer nodes (they compile faster)
-            fill = np.zeros(row_pieces.aligned(whole) - whole, dtype=np.int64)
+            fill = np.zeros(rows - whole, dtype=np.int64)
             return np.concatenate([np.arange(whole), fill]), np.arange(whole)
         starts = starts if starts is not None else [0] * len(lengths)
         real = np.concatenate([i * width + s + np.arange(n)
@@ -388,7 +389,7 @@ class NativeBackend(Backend):
         pack, where = self._packing(lengths, batch, width, [width - n for n in lengths], unplanned=True)
         hidden, cache = self.model.forward(ids, pos, allowed, FRESH, pack=pack)
         last = where[np.arange(batch) * width + width - 1]  # each row's last position, repeated up to a
-        last = np.concatenate([last, np.full(head_rows(batch) - batch, last[0])])  # head row count
+        last = np.concatenate([last, np.full(row_pieces.aligned(batch) - batch, last[0])])  # piece sum
         logits = self.model.logits(hidden, last)[: len(prompts)]
         return valid, cache, logits
 
