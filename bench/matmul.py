@@ -87,15 +87,15 @@ def measure(engine: str, shapes: Sequence[tuple[int, int, int]], warmup: int = 3
             calls: int = 3) -> dict:
     """GFLOP/s per shape (its best of `repeats` rounds, each the median of `calls` calls) and over all
     shapes together, for one engine, in this process."""
-    products = {f"{m}x{k}x{n}": ENGINES[engine](m, k, n) for m, k, n in shapes}
+    products = {shape: ENGINES[engine](*shape) for shape in shapes}
     for call in products.values():
         for _ in range(warmup):
             call()
     best = dict.fromkeys(products, float("inf"))
     for _ in range(repeats):
-        for name, call in products.items():
-            best[name] = min(best[name], median_seconds(call, calls))
-    per_shape = {f"{m}x{k}x{n}": 2.0 * m * k * n / best[f"{m}x{k}x{n}"] / 1e9 for m, k, n in shapes}
+        for shape, call in products.items():
+            best[shape] = min(best[shape], median_seconds(call, calls))
+    per_shape = {f"{m}x{k}x{n}": 2.0 * m * k * n / best[(m, k, n)] / 1e9 for m, k, n in shapes}
     return {"engine": engine, "gflops": per_shape, "rate": combined_rate(per_shape, shapes)}
 
 
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--shapes", default="x".join(map(str, ISSUE_SHAPE)),
                         help="comma list of MxKxN (default: the issue's 1024x768x3072)")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=7, help="rounds over all shapes (default 7)")
     args = parser.parse_args(argv)
     if args.threads and args.engine == "mindspore":
         import mindspore
