@@ -49,6 +49,26 @@ def test_logits_match_transformers_on_pytorch(native_lm, tmp_path):
     assert np.abs(reference).max() > 1.0  # a real, non-degenerate comparison
 
 
+def test_gelu_new_is_float32_accurate():
+    """GPT-2's gelu_new within a few float32 ulps of float64 (MindSpore's CPU Tanh is off by 1e-4)."""
+    import math
+
+    import mindspore as ms
+
+    from harness.models.native_gpt2 import as_tensor, gelu_new
+
+    @ms.jit
+    def graph(x):  # noqa: ANN001, ANN202 - as the engine runs it: inside a compiled graph
+        return gelu_new(x)
+
+    x = np.linspace(-10, 10, 20001, dtype=np.float32)
+    wide = x.astype(np.float64)
+    reference = 0.5 * wide * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (wide + 0.044715 * wide**3)))
+    error = np.abs(graph(as_tensor(x, "float32")).asnumpy() - reference)
+    assert error.max() < 2e-6 * np.maximum(np.abs(reference), 1.0).max()
+    assert np.abs(reference).max() > 9.0
+
+
 def test_greedy_generations_identical_to_mindnlp_and_across_batch_sizes(native_lm, tiny_lm, monkeypatch):
     reqs = [GenerationRequest(p, ("\n",), max_new_tokens=5 + i % 4) for i, p in enumerate(PROMPTS)]
     monkeypatch.setattr(tiny_lm, "batch_size", 8)  # monkeypatch: the session's models are restored
